@@ -1,0 +1,308 @@
+//! Parameter tables of our own fence agents: the options every agent takes
+//! (the `fencing.py` standard set, so Pacemaker and operators can pass what
+//! they pass to any fence agent) plus each kind's own.
+
+/// Type of a parameter, as metadata.rng names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamKind {
+    Boolean,
+    String,
+    Second,
+    Integer,
+    Select(&'static [&'static str]),
+}
+
+impl ParamKind {
+    pub fn rng_type(self) -> &'static str {
+        match self {
+            ParamKind::Boolean => "boolean",
+            ParamKind::String => "string",
+            ParamKind::Second => "second",
+            ParamKind::Integer => "integer",
+            ParamKind::Select(_) => "select",
+        }
+    }
+}
+
+/// One parameter of an agent.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ParamSpec {
+    /// Canonical name (stdin key, `_` spelling).
+    pub name: &'static str,
+    pub short: Option<char>,
+    /// Long option without `--` (`-` spelling).
+    pub long: Option<&'static str>,
+    /// Placeholder shown in `getopt`, e.g. `ip`.
+    pub placeholder: &'static str,
+    pub kind: ParamKind,
+    pub default: Option<&'static str>,
+    pub required: bool,
+    pub deprecated: bool,
+    /// This parameter replaces the named deprecated one.
+    pub obsoletes: Option<&'static str>,
+    /// Accepted but not listed in metadata (e.g. `nodename` from Pacemaker).
+    pub hidden: bool,
+    pub shortdesc: &'static str,
+}
+
+const fn p(
+    name: &'static str,
+    short: Option<char>,
+    long: &'static str,
+    placeholder: &'static str,
+    kind: ParamKind,
+    default: Option<&'static str>,
+    shortdesc: &'static str,
+) -> ParamSpec {
+    ParamSpec {
+        name,
+        short,
+        long: Some(long),
+        placeholder,
+        kind,
+        default,
+        required: false,
+        deprecated: false,
+        obsoletes: None,
+        hidden: false,
+        shortdesc,
+    }
+}
+
+impl ParamSpec {
+    /// The `getopt mixed` attribute of metadata, e.g. `-o, --action=[action]`.
+    pub fn getopt(&self) -> String {
+        let long = self.long.unwrap_or(self.name);
+        let long = if self.kind == ParamKind::Boolean {
+            format!("--{long}")
+        } else {
+            format!("--{long}=[{}]", self.placeholder)
+        };
+        match self.short {
+            Some(c) => format!("-{c}, {long}"),
+            None => long,
+        }
+    }
+    const fn deprecated_alias(mut self, name: &'static str) -> Self {
+        self.name = name;
+        self.deprecated = true;
+        self.obsoletes = None;
+        self
+    }
+    const fn obsoleting(mut self, old: &'static str) -> Self {
+        self.obsoletes = Some(old);
+        self
+    }
+    const fn hidden(mut self) -> Self {
+        self.hidden = true;
+        self
+    }
+}
+
+use ParamKind::{Boolean, Integer, Second, Select};
+const STR: ParamKind = ParamKind::String;
+
+/// The options every fence agent of ours accepts.
+pub fn common_params() -> Vec<ParamSpec> {
+    let plug = p(
+        "plug",
+        Some('n'),
+        "plug",
+        "id",
+        STR,
+        None,
+        "Physical plug number on device, UUID or identification of machine",
+    );
+    let debug_file = p(
+        "debug_file",
+        Some('D'),
+        "debug-file",
+        "debugfile",
+        STR,
+        None,
+        "Write debug information to given file",
+    );
+    vec![
+        p(
+            "action",
+            Some('o'),
+            "action",
+            "action",
+            STR,
+            Some("reboot"),
+            "Fencing action",
+        ),
+        plug.obsoleting("port"),
+        plug.deprecated_alias("port"),
+        p(
+            "nodename",
+            None,
+            "nodename",
+            "nodename",
+            STR,
+            None,
+            "Name of the node to be fenced (passed by Pacemaker)",
+        )
+        .hidden(),
+        p(
+            "quiet",
+            Some('q'),
+            "quiet",
+            "",
+            Boolean,
+            None,
+            "Disable logging to stderr. Does not affect --verbose or --debug-file.",
+        ),
+        p(
+            "verbose",
+            Some('v'),
+            "verbose",
+            "",
+            Boolean,
+            None,
+            "Verbose mode",
+        ),
+        p(
+            "verbose_level",
+            None,
+            "verbose-level",
+            "level",
+            Integer,
+            None,
+            "Level of debugging detail in output",
+        ),
+        debug_file.obsoleting("debug"),
+        debug_file.deprecated_alias("debug"),
+        p(
+            "version",
+            Some('V'),
+            "version",
+            "",
+            Boolean,
+            None,
+            "Display version information and exit",
+        ),
+        p(
+            "help",
+            Some('h'),
+            "help",
+            "",
+            Boolean,
+            None,
+            "Display help and exit",
+        ),
+        p(
+            "plug_separator",
+            None,
+            "plug-separator",
+            "char",
+            STR,
+            Some(","),
+            "Separator for plug parameter when specifying more than 1 plug",
+        ),
+        p(
+            "separator",
+            Some('C'),
+            "separator",
+            "char",
+            STR,
+            Some(","),
+            "Separator for CSV created by 'list' operation",
+        ),
+        p(
+            "delay",
+            None,
+            "delay",
+            "seconds",
+            Second,
+            Some("0"),
+            "Wait X seconds before fencing is started",
+        ),
+        p(
+            "disable_timeout",
+            None,
+            "disable-timeout",
+            "true/false",
+            STR,
+            None,
+            "Disable timeout (true/false) (default: true when run from Pacemaker 2.0+)",
+        ),
+        p(
+            "login_timeout",
+            None,
+            "login-timeout",
+            "seconds",
+            Second,
+            Some("5"),
+            "Wait X seconds for cmd prompt after login",
+        ),
+        p(
+            "power_timeout",
+            None,
+            "power-timeout",
+            "seconds",
+            Second,
+            Some("20"),
+            "Test X seconds for status change after ON/OFF",
+        ),
+        p(
+            "power_wait",
+            None,
+            "power-wait",
+            "seconds",
+            Second,
+            Some("0"),
+            "Wait X seconds after issuing ON/OFF",
+        ),
+        p(
+            "shell_timeout",
+            None,
+            "shell-timeout",
+            "seconds",
+            Second,
+            Some("3"),
+            "Wait X seconds for cmd prompt after issuing command",
+        ),
+        p(
+            "stonith_status_sleep",
+            None,
+            "stonith-status-sleep",
+            "seconds",
+            Second,
+            Some("1"),
+            "Sleep X seconds between status calls during a STONITH action",
+        ),
+        p(
+            "retry_on",
+            None,
+            "retry-on",
+            "attempts",
+            Integer,
+            Some("1"),
+            "Count of attempts to retry power on",
+        ),
+    ]
+}
+
+/// Parameters of `fence_ironfence_sim` (the simulated BMC).
+pub fn sim_params() -> Vec<ParamSpec> {
+    let mut v = vec![
+        p("state_file", None, "state-file", "path", STR, Some("/tmp/ironfence-sim.json"), "JSON file holding the simulated power state of every plug (shared with ironfenced's sim devices)"),
+        p("fault", None, "fault", "fault", Select(&["none", "slow", "silent", "refuses", "lies"]), Some("none"), "Fault the simulated BMC injects"),
+        p("slow_by", None, "slow-by", "seconds", Second, Some("2"), "Delay of every answer when fault=slow"),
+        p("hosts", None, "hosts", "list", STR, None, "Comma-separated plugs reported by the list action"),
+    ];
+    v.extend(common_params());
+    v
+}
+
+/// Parameters of an agent kind, or None for an unknown kind.
+pub fn params_for(kind: &str) -> Option<Vec<ParamSpec>> {
+    match kind {
+        "sim" => Some(sim_params()),
+        _ => None,
+    }
+}
+
+/// Kinds `ironfence agent KIND` serves.
+pub const KINDS: &[&str] = &["sim"];

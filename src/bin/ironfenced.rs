@@ -1,0 +1,61 @@
+//! `ironfenced`: the node daemon. Parses arguments, loads the config, runs.
+
+use clap::Parser;
+use ironfence::config::{Config, DEFAULT_PATH};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// ironfence node daemon: fencer service and API socket.
+#[derive(Parser)]
+#[command(version, about)]
+struct Args {
+    /// Configuration file.
+    #[arg(long, short = 'c', default_value = DEFAULT_PATH, env = "IRONFENCE_CONFIG")]
+    config: PathBuf,
+    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `ironfence=debug`.
+    #[arg(long, default_value = "info", env = "IRONFENCE_LOG")]
+    log: String,
+}
+
+fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                ironfence::exit::USAGE
+            } else {
+                0
+            });
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&args.log))
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+    let config = match Config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ironfenced: {e}");
+            return ExitCode::from(ironfence::exit::ERROR);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ironfenced: cannot start the runtime: {e}");
+            return ExitCode::from(ironfence::exit::ERROR);
+        }
+    };
+    match rt.block_on(ironfence::node::run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ironfenced: {e}");
+            ExitCode::from(ironfence::exit::ERROR)
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! `ironfence agent KIND ...` (and the `fence_ironfence_KIND` launchers):
+//! a fence agent that follows the ClusterLabs API exactly. Options come
+//! from argv or, with no arguments, stdin; the action is carried out on a
+//! `PowerDevice` and verified by reading the power back; the exit code is
+//! fence-agents'.
+
+use crate::agent::metadata::AgentMetadata;
+use crate::agent::options::{self, Options};
+use crate::agent::{exit, spec, AgentAction};
+use crate::config::SimFault;
+use crate::power::sim::SimDevice;
+use crate::power::{verify, PowerDevice, PowerError, PowerState};
+use crate::sim::SimBmc;
+use std::io::Read;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Run agent `kind` with `args`; returns the fence-agents exit code.
+pub fn run(kind: &str, args: &[String]) -> i32 {
+    let Some(specs) = spec::params_for(kind) else {
+        eprintln!(
+            "Failed: unknown agent kind `{kind}`; kinds: {}",
+            spec::KINDS.join(", ")
+        );
+        return exit::BAD_ARGS;
+    };
+    let parsed = if args.is_empty() {
+        let mut text = String::new();
+        if let Err(e) = std::io::stdin().read_to_string(&mut text) {
+            eprintln!("Failed: cannot read options from stdin: {e}");
+            return exit::BAD_ARGS;
+        }
+        options::parse_stdin(&specs, &text)
+    } else {
+        options::parse_args(&specs, args)
+    };
+    let opts = match parsed {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("Failed: {e}");
+            return exit::BAD_ARGS;
+        }
+    };
+    let name = format!("fence_ironfence_{kind}");
+    if opts.flag("help") {
+        print!("{}", usage(&name, &specs));
+        return exit::OK;
+    }
+    if opts.flag("version") {
+        println!("{name} {}", env!("CARGO_PKG_VERSION"));
+        return exit::OK;
+    }
+    let action_text = opts.get("action").unwrap_or("reboot");
+    let Some(action) = AgentAction::parse(action_text) else {
+        eprintln!("Failed: unknown action `{action_text}`; use on, off, reboot, status, list, list-status, monitor, metadata, validate-all or manpage");
+        return exit::BAD_ARGS;
+    };
+    let Some(md) = crate::api::server::our_metadata(kind) else {
+        return exit::GENERIC_ERROR;
+    };
+    match action {
+        AgentAction::Metadata => {
+            print!("{}", md.to_xml());
+            return exit::OK;
+        }
+        AgentAction::Manpage => {
+            print!("{}", manpage(&md));
+            return exit::OK;
+        }
+        _ => {}
+    }
+    let needs_plug = matches!(
+        action,
+        AgentAction::On | AgentAction::Off | AgentAction::Reboot | AgentAction::Status
+    );
+    if needs_plug && opts.get("plug").is_none_or(str::is_empty) {
+        eprintln!(
+            "Failed: You have to enter plug number or machine identification (-n/--plug or plug=)"
+        );
+        return exit::BAD_ARGS;
+    }
+    let device = match kind {
+        "sim" => sim_device(&opts),
+        _ => return exit::BAD_ARGS,
+    };
+    if action == AgentAction::ValidateAll {
+        return exit::OK;
+    }
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("Failed: cannot start the runtime: {e}");
+            return exit::GENERIC_ERROR;
+        }
+    };
+    rt.block_on(act(device.as_ref(), action, &opts))
+}
+
+fn sim_device(opts: &Options) -> Arc<dyn PowerDevice> {
+    let fault = opts
+        .get("fault")
+        .and_then(SimFault::parse)
+        .unwrap_or(SimFault::None);
+    let plugs = opts
+        .get("hosts")
+        .map(|h| {
+            h.split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    let state = opts.get("state_file").unwrap_or("/tmp/ironfence-sim.json");
+    Arc::new(SimDevice::new(Arc::new(SimBmc::new(
+        "fence_ironfence_sim",
+        fault,
+        Duration::from_secs_f64(opts.seconds("slow_by", 2.0)),
+        true,
+        plugs,
+        Some(state.into()),
+    ))))
+}
+
+fn code_for(e: &PowerError) -> i32 {
+    match e {
+        PowerError::Auth { .. } | PowerError::Credentials { .. } => exit::LOGIN_DENIED,
+        PowerError::Connect { .. } => exit::CONNECTION_LOST,
+        PowerError::Timeout { .. } => exit::TIMED_OUT,
+        PowerError::NotObserved {
+            want: PowerState::On,
+            ..
+        } => exit::WAITING_ON,
+        PowerError::NotObserved { .. } => exit::WAITING_OFF,
+        _ => exit::GENERIC_ERROR,
+    }
+}
+
+async fn act(dev: &dyn PowerDevice, action: AgentAction, opts: &Options) -> i32 {
+    let plug = opts.get("plug").unwrap_or("");
+    let login = Duration::from_secs_f64(
+        opts.seconds("login_timeout", 5.0) + opts.seconds("shell_timeout", 3.0),
+    );
+    let power_timeout = Duration::from_secs_f64(opts.seconds("power_timeout", 20.0));
+    let interval = Duration::from_secs_f64(opts.seconds("stonith_status_sleep", 1.0).max(0.05));
+    let power_wait = Duration::from_secs_f64(opts.seconds("power_wait", 0.0));
+    let delay = Duration::from_secs_f64(opts.seconds("delay", 0.0));
+    let timed = |what: &str| PowerError::Timeout {
+        device: dev.name().to_string(),
+        what: what.to_string(),
+        after: login,
+    };
+    let fail = |e: PowerError| {
+        eprintln!("Failed: {e}");
+        code_for(&e)
+    };
+    if matches!(action, AgentAction::Off | AgentAction::Reboot) && !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let set = |want: PowerState| async move {
+        let r = verify::set_and_verify(dev, plug, want, login + power_timeout, interval).await;
+        if r.is_ok() && !power_wait.is_zero() {
+            tokio::time::sleep(power_wait).await;
+        }
+        r
+    };
+    match action {
+        AgentAction::Status => match tokio::time::timeout(login, dev.status(plug)).await {
+            Err(_) => fail(timed("status")),
+            Ok(Err(e)) => fail(e),
+            Ok(Ok(PowerState::On)) => {
+                println!("Status: ON");
+                exit::STATUS_ON
+            }
+            Ok(Ok(PowerState::Off)) => {
+                println!("Status: OFF");
+                exit::STATUS_OFF
+            }
+            Ok(Ok(PowerState::Unknown)) => {
+                eprintln!(
+                    "Failed: {} reported an unknown power state for {plug}",
+                    dev.name()
+                );
+                exit::STATUS
+            }
+        },
+        AgentAction::Off => match set(PowerState::Off).await {
+            Ok(_) => {
+                println!("Success: Powered OFF");
+                exit::OK
+            }
+            Err(e) => fail(e),
+        },
+        AgentAction::On => {
+            let tries = opts
+                .get("retry_on")
+                .and_then(|v| v.parse::<u32>().ok())
+                .unwrap_or(1)
+                .max(1);
+            let mut last = None;
+            for _ in 0..tries {
+                match set(PowerState::On).await {
+                    Ok(_) => {
+                        println!("Success: Powered ON");
+                        return exit::OK;
+                    }
+                    Err(e) => last = Some(e),
+                }
+            }
+            last.map(fail).unwrap_or(exit::GENERIC_ERROR)
+        }
+        AgentAction::Reboot => {
+            if let Err(e) = set(PowerState::Off).await {
+                return fail(e);
+            }
+            let tries = opts
+                .get("retry_on")
+                .and_then(|v| v.parse::<u32>().ok())
+                .unwrap_or(1)
+                .max(1);
+            for _ in 0..tries {
+                if set(PowerState::On).await.is_ok() {
+                    println!("Success: Rebooted");
+                    return exit::OK;
+                }
+            }
+            // Off was read back: the node is fenced; fence-agents report success too.
+            eprintln!("Timed out waiting to power ON (the node was verified off: fenced)");
+            println!("Success: Rebooted");
+            exit::OK
+        }
+        AgentAction::List | AgentAction::ListStatus => {
+            match tokio::time::timeout(login, dev.list()).await {
+                Err(_) => fail(timed("list")),
+                Ok(Err(e)) => fail(e),
+                Ok(Ok(plugs)) => {
+                    let sep = opts.get("separator").unwrap_or(",");
+                    for p in plugs {
+                        if action == AgentAction::ListStatus {
+                            let s = match tokio::time::timeout(login, dev.status(&p)).await {
+                                Ok(Ok(PowerState::On)) => "ON",
+                                Ok(Ok(PowerState::Off)) => "OFF",
+                                _ => "UNKNOWN",
+                            };
+                            println!("{p}{sep}{sep}{s}");
+                        } else {
+                            println!("{p}{sep}");
+                        }
+                    }
+                    exit::OK
+                }
+            }
+        }
+        AgentAction::Monitor => match tokio::time::timeout(login, dev.monitor()).await {
+            Err(_) => fail(timed("monitor")),
+            Ok(Err(e)) => fail(e),
+            Ok(Ok(())) => exit::OK,
+        },
+        AgentAction::Metadata | AgentAction::Manpage | AgentAction::ValidateAll => exit::OK,
+    }
+}
+
+fn usage(name: &str, specs: &[spec::ParamSpec]) -> String {
+    let mut s = format!("Usage:\n\t{name} [options]\nOptions:\n");
+    for p in specs.iter().filter(|p| !p.hidden && !p.deprecated) {
+        s.push_str(&format!("   {:<40} {}\n", p.getopt(), p.shortdesc));
+    }
+    s
+}
+
+fn manpage(md: &AgentMetadata) -> String {
+    let mut s = format!(
+        ".TH {} 8\n.SH NAME\n{} - {}\n.SH DESCRIPTION\n{}\n.SH OPTIONS\n",
+        md.name.to_uppercase(),
+        md.name,
+        md.shortdesc,
+        md.longdesc
+    );
+    for p in md.parameters.iter().filter(|p| !p.deprecated) {
+        s.push_str(&format!(".TP\n.B {}\n{}\n", p.getopt, p.shortdesc));
+    }
+    s.push_str(".SH ACTIONS\n");
+    for a in &md.actions {
+        s.push_str(&format!(".TP\n.B {}\n", a.name));
+    }
+    s
+}

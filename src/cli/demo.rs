@@ -1,0 +1,312 @@
+//! `ironfence demo`: a 3-controller cluster on simulated BMCs, run by a
+//! real `ironfenced` (in-process, on a socket in a temp dir). controller-1
+//! stops answering and its BMC goes silent with it; the fence request goes
+//! through the API socket, level 1 (its BMC) times out, level 2 (the rack
+//! PDU) powers it off, verifies, powers it on; the timeline and the history
+//! are printed. No root, no network, nothing installed.
+
+use super::output::{record_line, summary_line};
+use super::OutputFormat;
+use crate::api::client;
+use crate::api::protocol::{Reply, Request};
+use crate::config::Config;
+use crate::exit;
+use crate::fencer::history::Event;
+use crate::fencer::{FenceAction, HistoryRecord};
+use crate::node::Daemon;
+use crate::power::sim::{bmc_for, SimDevice};
+use crate::power::PowerDevice;
+use crate::sim::SimBmc;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+const CONFIG: &str = r#"
+[daemon]
+socket = "@DIR@/ironfenced.sock"
+state_dir = "@DIR@/state"
+fencing_timeout = "20s"
+verify_interval = "100ms"
+
+[[node]]
+name = "controller-1"
+id = 1
+attributes = { rack = "r1", role = "openstack-controller" }
+[[node]]
+name = "controller-2"
+id = 2
+attributes = { rack = "r1", role = "openstack-controller" }
+[[node]]
+name = "controller-3"
+id = 3
+attributes = { rack = "r1", role = "openstack-controller" }
+
+# Level 1: each controller's own BMC. controller-1's is silent (its
+# management network is down together with the node).
+[[device]]
+name = "bmc-controller-1"
+kind = "sim"
+host_list = ["controller-1"]
+delay_base = "100ms"
+delay_max = "400ms"
+timeouts = { off = "1s", on = "1s" }
+retries = { off = 1 }
+sim = { fault = "silent" }
+
+[[device]]
+name = "bmc-controller-2"
+kind = "sim"
+host_list = ["controller-2"]
+timeouts = { off = "1s", on = "1s" }
+
+[[device]]
+name = "bmc-controller-3"
+kind = "sim"
+host_list = ["controller-3"]
+timeouts = { off = "1s", on = "1s" }
+
+# Level 2: the switched PDU of rack r1, one outlet per controller.
+[[device]]
+name = "pdu-rack1"
+kind = "sim"
+host_map = { controller-1 = "outlet-1", controller-2 = "outlet-2", controller-3 = "outlet-3" }
+timeouts = { off = "2s", on = "2s" }
+sim = { fault = "slow", slow_by = "150ms" }
+
+[[level]]
+index = 1
+target_regex = "^controller-"
+devices = ["bmc-controller-1"]
+
+[[level]]
+index = 1
+target = "controller-2"
+devices = ["bmc-controller-2"]
+
+[[level]]
+index = 1
+target = "controller-3"
+devices = ["bmc-controller-3"]
+
+[[level]]
+index = 2
+target_attribute = "rack=r1"
+devices = ["pdu-rack1"]
+"#;
+
+fn describe(r: &HistoryRecord) -> String {
+    match &r.event {
+        Event::Requested { action, origin, .. } => format!(
+            "request #{}: {action} {} (origin {origin})",
+            r.request, r.target
+        ),
+        Event::Delay { device, ms, reason } => format!(
+            "wait {ms} ms{}: {reason}",
+            device
+                .as_ref()
+                .map(|d| format!(" for {d}"))
+                .unwrap_or_default()
+        ),
+        Event::Level { level, devices, .. } => format!("level {level}: {}", devices.join(", ")),
+        Event::Attempt {
+            device,
+            plug,
+            step,
+            attempt,
+            of,
+            ..
+        } => format!("  {device}: power {step} {plug} (attempt {attempt}/{of})"),
+        Event::AttemptDone {
+            device,
+            step,
+            ok,
+            ms,
+            error,
+            ..
+        } => {
+            if *ok {
+                format!("  {device}: power {step} read back as {step} after {ms} ms  [verified]")
+            } else {
+                format!(
+                    "  {device}: power {step} FAILED after {ms} ms: {}",
+                    error.as_deref().unwrap_or("?")
+                )
+            }
+        }
+        Event::LevelFailed { level, reason } => {
+            format!("level {level} failed ({reason}); next level")
+        }
+        Event::Succeeded { how, ms, level, .. } => format!(
+            "FENCED {} by level {} in {ms} ms: {how}",
+            r.target,
+            level.map(|l| l.to_string()).unwrap_or_else(|| "-".into())
+        ),
+        Event::Failed { reason, .. } => format!("FAILED: {reason}"),
+        Event::Refused { reason, .. } => format!("REFUSED: {reason}"),
+        Event::Confirmed { by } => format!("confirmed by {by}"),
+        Event::Interrupted { reason } => format!("INTERRUPTED: {reason}"),
+    }
+}
+
+pub async fn run(format: OutputFormat) -> u8 {
+    let started = Instant::now();
+    let dir = match tempfile::Builder::new().prefix("ironfence-demo-").tempdir() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("demo: cannot create a temp dir: {e}");
+            return exit::ERROR;
+        }
+    };
+    let text = CONFIG.replace("@DIR@", &dir.path().display().to_string());
+    let config = match Config::parse(&text, "demo config") {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("demo: {e}");
+            return exit::ERROR;
+        }
+    };
+    let mut sims: HashMap<String, Arc<SimBmc>> = HashMap::new();
+    let mut overrides: HashMap<String, Arc<dyn PowerDevice>> = HashMap::new();
+    for d in &config.devices {
+        if let crate::config::DeviceKind::Sim(s) = &d.kind {
+            let bmc = Arc::new(bmc_for(&d.name, s, &d.hosts));
+            sims.insert(d.name.clone(), bmc.clone());
+            overrides.insert(d.name.clone(), Arc::new(SimDevice::new(bmc)));
+        }
+    }
+    let text_mode = format == OutputFormat::Text;
+    if text_mode {
+        println!("ironfence demo — 3 OpenStack controllers, simulated BMCs, one rack PDU");
+        println!("  work dir: {}", dir.path().display());
+        println!("  level 1: each controller's BMC   level 2: pdu-rack1 (outlet per controller)");
+        println!();
+    }
+    let daemon = match Daemon::start(&config, overrides).await {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("demo: cannot start ironfenced: {e}");
+            return exit::ERROR;
+        }
+    };
+    let mut events = daemon.fencer.subscribe();
+    let t0 = Instant::now();
+    let printer = tokio::spawn(async move {
+        let mut lines = Vec::new();
+        while let Ok(r) = events.recv().await {
+            let line = format!("+{:>7.3}s  {}", t0.elapsed().as_secs_f64(), describe(&r));
+            if text_mode {
+                println!("{line}");
+            }
+            lines.push(line);
+            if r.event.is_terminal() {
+                break;
+            }
+        }
+        lines
+    });
+    if text_mode {
+        println!(
+            "+  0.000s  controller-1 stops answering (corosync token lost); its BMC is silent too"
+        );
+    }
+    let socket = config.daemon.socket.clone();
+    let reply = client::call(
+        &socket,
+        &Request::Fence {
+            target: "controller-1".into(),
+            action: FenceAction::Reboot,
+            delay_ms: 0,
+            tolerance_ms: 0,
+            timeout_ms: None,
+            force: false,
+        },
+    )
+    .await;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), printer).await;
+    let outcome = match reply {
+        Ok(Reply::Fence { outcome }) => outcome,
+        Ok(other) => {
+            eprintln!("demo: unexpected reply {other:?}");
+            daemon.stop().await;
+            return exit::ERROR;
+        }
+        Err(e) => {
+            eprintln!("demo: {e}");
+            daemon.stop().await;
+            return exit::ERROR;
+        }
+    };
+    let history = client::call(
+        &socket,
+        &Request::History {
+            target: None,
+            verbose: true,
+        },
+    )
+    .await;
+    let pdu = sims.get("pdu-rack1");
+    let power = |plug: &str| {
+        pdu.and_then(|p| p.peek(plug).ok())
+            .map(|s| format!("{s:?}").to_lowercase())
+            .unwrap_or_else(|| "?".into())
+    };
+    let counts = |name: &str| {
+        sims.get(name)
+            .map(|s| {
+                (
+                    s.counters.off.load(std::sync::atomic::Ordering::Relaxed),
+                    s.counters.on.load(std::sync::atomic::Ordering::Relaxed),
+                )
+            })
+            .unwrap_or((0, 0))
+    };
+    daemon.stop().await;
+    let total = started.elapsed();
+    match format {
+        OutputFormat::Json => {
+            let history = match &history {
+                Ok(Reply::History { requests, records }) => {
+                    serde_json::json!({"requests": requests, "records": records})
+                }
+                _ => serde_json::Value::Null,
+            };
+            let v = serde_json::json!({
+                "outcome": outcome,
+                "history": history,
+                "pdu_outlet_1": power("outlet-1"),
+                "wall_ms": total.as_millis() as u64,
+            });
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        }
+        OutputFormat::Text => {
+            println!();
+            println!("result: {:?}: {}", outcome.result, outcome.message);
+            let (boff, _) = counts("bmc-controller-1");
+            let (poff, pon) = counts("pdu-rack1");
+            println!(
+                "devices: bmc-controller-1 got {boff} off command(s) and never answered; pdu-rack1 got {poff} off, {pon} on; outlet-1 is now {}",
+                power("outlet-1")
+            );
+            println!();
+            println!(
+                "history (durable, {}):",
+                dir.path().join("state/history.jsonl").display()
+            );
+            if let Ok(Reply::History { requests, records }) = &history {
+                for s in requests {
+                    println!("{}", summary_line(s));
+                    for r in records.iter().filter(|r| r.request == s.request) {
+                        println!("{}", record_line(r));
+                    }
+                }
+            }
+            println!();
+            println!("demo finished in {:.2} s", total.as_secs_f64());
+        }
+    }
+    if outcome.result.ok() {
+        exit::OK
+    } else {
+        exit::ERROR
+    }
+}

@@ -1,0 +1,85 @@
+//! Raw serde types: exactly what the TOML file says, nothing checked beyond
+//! syntax and known keys (`deny_unknown_fields`). [`super::validate`] turns
+//! them into the typed [`super::Config`].
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDaemon {
+    pub socket: Option<PathBuf>,
+    pub socket_group: Option<String>,
+    pub state_dir: Option<PathBuf>,
+    pub fencing_timeout: Option<String>,
+    pub verify_interval: Option<String>,
+    pub storm_max_share: Option<f64>,
+    pub storm_window: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNode {
+    pub name: String,
+    pub id: Option<u32>,
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// Per-action values (`[device.timeouts]`, `[device.retries]`).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPerAction<T> {
+    pub off: Option<T>,
+    pub on: Option<T>,
+    pub status: Option<T>,
+    pub list: Option<T>,
+    pub monitor: Option<T>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSim {
+    pub fault: Option<String>,
+    pub slow_by: Option<String>,
+    pub state_file: Option<PathBuf>,
+    pub initial: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDevice {
+    pub name: String,
+    pub kind: String,
+    /// For kind `agent`: the fence agent to run (`fence_ipmilan` or a path).
+    pub agent: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub password_script: Option<String>,
+    pub host_list: Option<Vec<String>>,
+    pub host_map: Option<BTreeMap<String, String>>,
+    pub host_check: Option<String>,
+    pub action_limit: Option<i64>,
+    pub delay_base: Option<String>,
+    pub delay_max: Option<String>,
+    #[serde(default)]
+    pub timeouts: RawPerAction<String>,
+    #[serde(default)]
+    pub retries: RawPerAction<i64>,
+    /// For kind `agent`: further parameters passed on the agent's stdin.
+    #[serde(default)]
+    pub params: BTreeMap<String, toml::Value>,
+    pub sim: Option<RawSim>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLevel {
+    pub index: i64,
+    pub target: Option<String>,
+    pub target_regex: Option<String>,
+    pub target_attribute: Option<String>,
+    pub devices: Vec<String>,
+}

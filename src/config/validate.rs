@@ -1,0 +1,817 @@
+//! Raw -> validated, collecting every problem instead of stopping at the first.
+
+use super::raw::{RawDaemon, RawDevice, RawLevel, RawNode, RawPerAction};
+use super::*;
+use crate::secret::Secret;
+use serde::Deserialize;
+use std::collections::{BTreeSet, HashSet};
+
+const DEFAULT_FENCING_TIMEOUT: Duration = Duration::from_secs(120);
+const DEFAULT_VERIFY_INTERVAL: Duration = Duration::from_millis(500);
+const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(20);
+const DEFAULT_OFF_RETRIES: u32 = 1;
+const MAX_RETRIES: i64 = 10;
+
+/// Collects problems under a key prefix.
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn add(&mut self, key: impl Into<String>, message: impl Into<String>, fix: impl Into<String>) {
+        self.0.push(Problem {
+            key: key.into(),
+            message: message.into(),
+            fix: fix.into(),
+        });
+    }
+}
+
+/// Parse a duration: humantime (`30s`, `1m 30s`, `500ms`) or bare seconds.
+pub(crate) fn parse_duration(s: &str) -> Option<Duration> {
+    let t = s.trim();
+    if let Ok(secs) = t.parse::<f64>() {
+        if secs.is_finite() && secs >= 0.0 {
+            return Some(Duration::from_secs_f64(secs));
+        }
+        return None;
+    }
+    humantime::parse_duration(t).ok()
+}
+
+fn duration(p: &mut Problems, key: &str, value: &Option<String>, default: Duration) -> Duration {
+    match value {
+        None => default,
+        Some(s) => match parse_duration(s) {
+            Some(d) => d,
+            None => {
+                p.add(
+                    key,
+                    format!("`{s}` is not a duration"),
+                    "write it like \"30s\", \"500ms\", \"2m\" or a number of seconds",
+                );
+                default
+            }
+        },
+    }
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+pub(super) fn parse(text: &str) -> Result<Config, Vec<Problem>> {
+    let mut p = Problems(Vec::new());
+    let table: toml::Table = match text.parse() {
+        Ok(t) => t,
+        Err(e) => {
+            p.add(
+                "(syntax)",
+                e.to_string().trim().replace('\n', " "),
+                "fix the TOML syntax at the line shown",
+            );
+            return Err(p.0);
+        }
+    };
+    let mut raw_daemon = RawDaemon::default();
+    let mut raw_nodes: Vec<(String, RawNode)> = Vec::new();
+    let mut raw_devices: Vec<(String, RawDevice)> = Vec::new();
+    let mut raw_levels: Vec<(String, RawLevel)> = Vec::new();
+    for (key, value) in table {
+        match key.as_str() {
+            "daemon" => match RawDaemon::deserialize(value) {
+                Ok(d) => raw_daemon = d,
+                Err(e) => p.add("daemon", e.to_string(), "see the [daemon] keys in README"),
+            },
+            "node" => each_item(&mut p, "node", value, &mut raw_nodes),
+            "device" => each_item(&mut p, "device", value, &mut raw_devices),
+            "level" => each_item(&mut p, "level", value, &mut raw_levels),
+            other => p.add(
+                other,
+                format!("unknown top-level key `{other}`"),
+                "use [daemon], [[node]], [[device]] or [[level]]",
+            ),
+        }
+    }
+
+    let daemon = daemon_from_raw(&mut p, raw_daemon);
+    let nodes = nodes_from_raw(&mut p, raw_nodes);
+    let node_names: BTreeSet<String> = nodes.iter().map(|n| n.name.clone()).collect();
+
+    let mut devices = Vec::new();
+    let mut seen = HashSet::new();
+    for (key, raw) in raw_devices {
+        if !seen.insert(raw.name.clone()) {
+            p.add(
+                format!("{key}.name"),
+                format!("device `{}` is defined twice", raw.name),
+                "give every [[device]] a unique name",
+            );
+            continue;
+        }
+        if let Some(d) = device_checked(&mut p, &key, raw, &node_names) {
+            devices.push(d);
+        }
+    }
+    let device_names: BTreeSet<String> = devices.iter().map(|d| d.name.clone()).collect();
+
+    let mut levels: Vec<Level> = Vec::new();
+    for (key, raw) in raw_levels {
+        if let Some(l) = level_checked(&mut p, &key, raw, &node_names, &device_names) {
+            if levels
+                .iter()
+                .any(|o| o.index == l.index && o.target == l.target)
+            {
+                p.add(
+                    format!("{key}.index"),
+                    format!("level {} for `{}` is defined twice", l.index, l.target),
+                    "give each level of a target its own index (1-9)",
+                );
+                continue;
+            }
+            levels.push(l);
+        }
+    }
+    levels.sort_by_key(|l| l.index);
+
+    // Timeout chain: one level's worst case must fit in the fencing timeout.
+    for d in &devices {
+        let worst = d.delay.base + d.delay.max + d.timeouts.off * (d.retries.off + 1);
+        if worst >= daemon.fencing_timeout {
+            p.add(
+                format!("device[{}].timeouts.off", d.name),
+                format!(
+                    "delay_base + delay_max + timeouts.off x (retries.off + 1) = {} is not below daemon.fencing_timeout = {}, so no later level could ever run",
+                    humantime::format_duration(worst),
+                    humantime::format_duration(daemon.fencing_timeout)
+                ),
+                "lower the device's delays, timeout or retries, or raise daemon.fencing_timeout",
+            );
+        }
+    }
+
+    if p.0.is_empty() {
+        Ok(Config {
+            daemon,
+            nodes,
+            devices,
+            levels,
+        })
+    } else {
+        Err(p.0)
+    }
+}
+
+fn each_item<T: for<'de> Deserialize<'de> + HasName>(
+    p: &mut Problems,
+    section: &str,
+    value: toml::Value,
+    out: &mut Vec<(String, T)>,
+) {
+    let items = match value {
+        toml::Value::Array(a) => a,
+        _ => {
+            p.add(
+                section,
+                format!("`{section}` must be an array of tables"),
+                format!("write each entry as [[{section}]]"),
+            );
+            return;
+        }
+    };
+    for (i, item) in items.into_iter().enumerate() {
+        let label = item
+            .get("name")
+            .and_then(|v| v.as_str())
+            .map(|n| format!("{section}[{n}]"))
+            .unwrap_or_else(|| format!("{section}[#{}]", i + 1));
+        match T::deserialize(item) {
+            Ok(t) => {
+                let label = t.label(section).unwrap_or(label);
+                out.push((label, t))
+            }
+            Err(e) => p.add(
+                label,
+                e.to_string().trim().to_string(),
+                format!("check the keys of this [[{section}]] against the README"),
+            ),
+        }
+    }
+}
+
+trait HasName {
+    fn label(&self, section: &str) -> Option<String>;
+}
+impl HasName for RawNode {
+    fn label(&self, section: &str) -> Option<String> {
+        Some(format!("{section}[{}]", self.name))
+    }
+}
+impl HasName for RawDevice {
+    fn label(&self, section: &str) -> Option<String> {
+        Some(format!("{section}[{}]", self.name))
+    }
+}
+impl HasName for RawLevel {
+    fn label(&self, section: &str) -> Option<String> {
+        let t = self
+            .target
+            .as_deref()
+            .or(self.target_regex.as_deref())
+            .or(self.target_attribute.as_deref())?;
+        Some(format!("{section}[{t}#{}]", self.index))
+    }
+}
+
+fn daemon_from_raw(p: &mut Problems, raw: RawDaemon) -> DaemonConfig {
+    let fencing_timeout = duration(
+        p,
+        "daemon.fencing_timeout",
+        &raw.fencing_timeout,
+        DEFAULT_FENCING_TIMEOUT,
+    );
+    if fencing_timeout.is_zero() {
+        p.add(
+            "daemon.fencing_timeout",
+            "must be greater than zero",
+            "set e.g. fencing_timeout = \"120s\"",
+        );
+    }
+    let verify_interval = duration(
+        p,
+        "daemon.verify_interval",
+        &raw.verify_interval,
+        DEFAULT_VERIFY_INTERVAL,
+    );
+    if verify_interval.is_zero() {
+        p.add(
+            "daemon.verify_interval",
+            "must be greater than zero",
+            "set e.g. verify_interval = \"500ms\"",
+        );
+    }
+    let max_share = raw.storm_max_share.unwrap_or(0.5);
+    if !(max_share > 0.0 && max_share <= 1.0) {
+        p.add(
+            "daemon.storm_max_share",
+            format!("{max_share} is not a share of nodes in (0, 1]"),
+            "set e.g. storm_max_share = 0.5 (at most half the nodes fenced automatically within storm_window)",
+        );
+    }
+    let window = duration(
+        p,
+        "daemon.storm_window",
+        &raw.storm_window,
+        Duration::from_secs(300),
+    );
+    if let Some(g) = &raw.socket_group {
+        if nix::unistd::Group::from_name(g).ok().flatten().is_none() {
+            p.add(
+                "daemon.socket_group",
+                format!("group `{g}` does not exist on this host"),
+                format!("create it (groupadd {g}) or name an existing group"),
+            );
+        }
+    }
+    DaemonConfig {
+        socket: raw.socket.unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET)),
+        socket_group: raw.socket_group,
+        state_dir: raw
+            .state_dir
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
+        fencing_timeout,
+        verify_interval,
+        storm: StormGuard { max_share, window },
+    }
+}
+
+fn nodes_from_raw(p: &mut Problems, raw: Vec<(String, RawNode)>) -> Vec<Node> {
+    let mut names = HashSet::new();
+    let mut ids = HashSet::new();
+    let mut out = Vec::new();
+    for (key, n) in raw {
+        if !valid_name(&n.name) {
+            p.add(
+                format!("{key}.name"),
+                format!("`{}` is not a valid node name", n.name),
+                "use 1-63 letters, digits, '-', '_' or '.'",
+            );
+            continue;
+        }
+        if !names.insert(n.name.clone()) {
+            p.add(
+                format!("{key}.name"),
+                format!("node `{}` is defined twice", n.name),
+                "list each node once",
+            );
+            continue;
+        }
+        if let Some(id) = n.id {
+            if !ids.insert(id) {
+                p.add(
+                    format!("{key}.id"),
+                    format!("node id {id} is used by another node"),
+                    "give every node a unique id (corosync nodeid)",
+                );
+            }
+        }
+        out.push(Node {
+            name: n.name,
+            id: n.id,
+            attributes: n.attributes,
+        });
+    }
+    out
+}
+
+/// Validate one device on its own (used at runtime by `device add`).
+pub fn device_from_raw(
+    raw: RawDevice,
+    nodes: &BTreeSet<String>,
+) -> Result<DeviceConfig, Vec<Problem>> {
+    let mut p = Problems(Vec::new());
+    let key = format!("device[{}]", raw.name);
+    match device_checked(&mut p, &key, raw, nodes) {
+        Some(d) if p.0.is_empty() => Ok(d),
+        _ => Err(p.0),
+    }
+}
+
+/// Validate one level on its own (used at runtime by `level add`).
+pub fn level_from_raw(
+    raw: RawLevel,
+    nodes: &BTreeSet<String>,
+    devices: &BTreeSet<String>,
+) -> Result<Level, Vec<Problem>> {
+    let mut p = Problems(Vec::new());
+    match level_checked(&mut p, "level", raw, nodes, devices) {
+        Some(l) if p.0.is_empty() => Ok(l),
+        _ => Err(p.0),
+    }
+}
+
+fn toml_value_text(v: &toml::Value) -> Option<String> {
+    match v {
+        toml::Value::String(s) => Some(s.clone()),
+        toml::Value::Integer(i) => Some(i.to_string()),
+        toml::Value::Float(f) => Some(f.to_string()),
+        toml::Value::Boolean(b) => Some(if *b { "1" } else { "0" }.to_string()),
+        _ => None,
+    }
+}
+
+fn device_checked(
+    p: &mut Problems,
+    key: &str,
+    raw: RawDevice,
+    nodes: &BTreeSet<String>,
+) -> Option<DeviceConfig> {
+    let before = p.0.len();
+    if !valid_name(&raw.name) {
+        p.add(
+            format!("{key}.name"),
+            format!("`{}` is not a valid device name", raw.name),
+            "use 1-63 letters, digits, '-', '_' or '.'",
+        );
+    }
+    let kind = match raw.kind.as_str() {
+        "sim" => {
+            if raw.agent.is_some() {
+                p.add(
+                    format!("{key}.agent"),
+                    "`agent` is only for kind = \"agent\"",
+                    "remove it, or set kind = \"agent\"",
+                );
+            }
+            if !raw.params.is_empty() {
+                p.add(
+                    format!("{key}.params"),
+                    "`params` are only for kind = \"agent\"",
+                    "remove them; a sim device is configured in [device.sim]",
+                );
+            }
+            let s = raw.sim.clone().unwrap_or_default();
+            let fault = match s.fault.as_deref() {
+                None => SimFault::None,
+                Some(f) => SimFault::parse(f).unwrap_or_else(|| {
+                    p.add(
+                        format!("{key}.sim.fault"),
+                        format!("unknown fault `{f}`"),
+                        "use one of none, slow, silent, refuses, lies",
+                    );
+                    SimFault::None
+                }),
+            };
+            let slow_by = duration(
+                p,
+                &format!("{key}.sim.slow_by"),
+                &s.slow_by,
+                Duration::from_secs(2),
+            );
+            let initially_on = match s.initial.as_deref() {
+                None | Some("on") => true,
+                Some("off") => false,
+                Some(o) => {
+                    p.add(
+                        format!("{key}.sim.initial"),
+                        format!("`{o}` is not a power state"),
+                        "use \"on\" or \"off\"",
+                    );
+                    true
+                }
+            };
+            DeviceKind::Sim(SimConfig {
+                fault,
+                slow_by,
+                state_file: s.state_file,
+                initially_on,
+            })
+        }
+        "agent" => {
+            if raw.sim.is_some() {
+                p.add(
+                    format!("{key}.sim"),
+                    "[device.sim] is only for kind = \"sim\"",
+                    "remove it",
+                );
+            }
+            let agent = match &raw.agent {
+                None => {
+                    p.add(
+                        format!("{key}.agent"),
+                        "kind = \"agent\" needs the agent to run",
+                        "set agent = \"fence_ipmilan\" (or another installed fence_* agent)",
+                    );
+                    String::new()
+                }
+                Some(a) => {
+                    if crate::agent::runner::locate(a).is_none() {
+                        p.add(
+                            format!("{key}.agent"),
+                            format!("fence agent `{a}` is not installed (looked in /usr/sbin, /sbin, /usr/local/sbin and PATH)"),
+                            "install it (e.g. apt install fence-agents) or give its absolute path",
+                        );
+                    }
+                    a.clone()
+                }
+            };
+            let mut params = BTreeMap::new();
+            for (k, v) in &raw.params {
+                let reserved = ["action", "password", "passwd", "plug", "port", "nodename"];
+                if reserved.contains(&k.as_str()) {
+                    p.add(
+                        format!("{key}.params.{k}"),
+                        format!("`{k}` is set by ironfence, not in params"),
+                        "use the device's password / password_file / password_script and host_map keys instead",
+                    );
+                    continue;
+                }
+                match toml_value_text(v) {
+                    Some(t) => {
+                        params.insert(k.clone(), t);
+                    }
+                    None => p.add(
+                        format!("{key}.params.{k}"),
+                        "agent parameters must be strings, numbers or booleans",
+                        "write it as key = \"value\"",
+                    ),
+                }
+            }
+            DeviceKind::Agent(AgentDeviceConfig { agent, params })
+        }
+        other => {
+            p.add(
+                format!("{key}.kind"),
+                format!("unknown device kind `{other}`"),
+                "use \"agent\" (any fence_* agent) or \"sim\" (simulated BMC)",
+            );
+            return None;
+        }
+    };
+
+    let sources = [
+        raw.password.is_some(),
+        raw.password_file.is_some(),
+        raw.password_script.is_some(),
+    ]
+    .iter()
+    .filter(|b| **b)
+    .count();
+    if sources > 1 {
+        p.add(
+            format!("{key}.password"),
+            "more than one of password, password_file, password_script is set",
+            "keep exactly one",
+        );
+    }
+    let password = if let Some(pw) = raw.password {
+        PasswordSource::Inline(Secret::new(pw))
+    } else if let Some(f) = raw.password_file {
+        if !f.is_file() {
+            p.add(
+                format!("{key}.password_file"),
+                format!("{} is not a readable file", f.display()),
+                "create the file (mode 0600, owned by root) or fix the path",
+            );
+        }
+        PasswordSource::File(f)
+    } else if let Some(s) = raw.password_script {
+        PasswordSource::Script(s)
+    } else {
+        PasswordSource::None
+    };
+
+    let list = raw.host_list.unwrap_or_default();
+    let map = raw.host_map.unwrap_or_default();
+    for n in list.iter().chain(map.keys()) {
+        if !nodes.contains(n) {
+            p.add(
+                format!("{key}.host_list"),
+                format!("`{n}` is not a declared node"),
+                "declare it as a [[node]] or fix the spelling",
+            );
+        }
+    }
+    for (n, plug) in &map {
+        if plug.is_empty() {
+            p.add(
+                format!("{key}.host_map.{n}"),
+                "empty plug name",
+                "map the node to the device's port/plug name",
+            );
+        }
+    }
+    let default_check = if !list.is_empty() || !map.is_empty() {
+        HostCheck::StaticList
+    } else {
+        HostCheck::DynamicList
+    };
+    let check = match raw.host_check.as_deref() {
+        None => default_check,
+        Some(c) => HostCheck::parse(c).unwrap_or_else(|| {
+            p.add(
+                format!("{key}.host_check"),
+                format!("unknown host_check `{c}`"),
+                "use static-list, dynamic-list, status or none",
+            );
+            default_check
+        }),
+    };
+    if check == HostCheck::StaticList && list.is_empty() && map.is_empty() {
+        p.add(
+            format!("{key}.host_check"),
+            "host_check = \"static-list\" but neither host_list nor host_map names a node",
+            "list the nodes this device fences in host_list, or use dynamic-list",
+        );
+    }
+
+    let action_limit = match raw.action_limit {
+        None => 1,
+        Some(n) if (1..=64).contains(&n) => n as u32,
+        Some(n) => {
+            p.add(
+                format!("{key}.action_limit"),
+                format!("{n} is out of range"),
+                "use 1 to 64 concurrent actions on this device",
+            );
+            1
+        }
+    };
+    let delay = Delay {
+        base: duration(
+            p,
+            &format!("{key}.delay_base"),
+            &raw.delay_base,
+            Duration::ZERO,
+        ),
+        max: duration(
+            p,
+            &format!("{key}.delay_max"),
+            &raw.delay_max,
+            Duration::ZERO,
+        ),
+    };
+    let t = &raw.timeouts;
+    let tk = |a: &str| format!("{key}.timeouts.{a}");
+    let timeouts = Timeouts {
+        off: duration(p, &tk("off"), &t.off, DEFAULT_ATTEMPT_TIMEOUT),
+        on: duration(p, &tk("on"), &t.on, DEFAULT_ATTEMPT_TIMEOUT),
+        status: duration(p, &tk("status"), &t.status, DEFAULT_QUERY_TIMEOUT),
+        list: duration(p, &tk("list"), &t.list, DEFAULT_QUERY_TIMEOUT),
+        monitor: duration(p, &tk("monitor"), &t.monitor, DEFAULT_QUERY_TIMEOUT),
+    };
+    for (a, d) in [
+        ("off", timeouts.off),
+        ("on", timeouts.on),
+        ("status", timeouts.status),
+        ("list", timeouts.list),
+        ("monitor", timeouts.monitor),
+    ] {
+        if d.is_zero() {
+            p.add(
+                tk(a),
+                "a timeout of zero can never succeed",
+                "set e.g. \"20s\"",
+            );
+        }
+    }
+    let retries = retries_checked(p, key, &raw.retries);
+    if p.0.len() > before {
+        return None;
+    }
+    Some(DeviceConfig {
+        name: raw.name,
+        kind,
+        username: raw.username,
+        password,
+        hosts: Hosts { list, map, check },
+        action_limit,
+        delay,
+        timeouts,
+        retries,
+    })
+}
+
+fn retries_checked(p: &mut Problems, key: &str, r: &RawPerAction<i64>) -> Retries {
+    let mut one = |a: &str, v: Option<i64>, default: u32| match v {
+        None => default,
+        Some(n) if (0..=MAX_RETRIES).contains(&n) => n as u32,
+        Some(n) => {
+            p.add(
+                format!("{key}.retries.{a}"),
+                format!("{n} retries is out of range"),
+                format!("use 0 to {MAX_RETRIES}: retries are bounded so a dead device hands over to the next level"),
+            );
+            default
+        }
+    };
+    Retries {
+        off: one("off", r.off, DEFAULT_OFF_RETRIES),
+        on: one("on", r.on, DEFAULT_OFF_RETRIES),
+        status: one("status", r.status, 0),
+        list: one("list", r.list, 0),
+        monitor: one("monitor", r.monitor, 0),
+    }
+}
+
+fn level_checked(
+    p: &mut Problems,
+    key: &str,
+    raw: RawLevel,
+    nodes: &BTreeSet<String>,
+    devices: &BTreeSet<String>,
+) -> Option<Level> {
+    let before = p.0.len();
+    if !(1..=9).contains(&raw.index) {
+        p.add(
+            format!("{key}.index"),
+            format!("level index {} is out of range", raw.index),
+            "use 1 to 9 (1 is tried first)",
+        );
+    }
+    let given = [
+        raw.target.is_some(),
+        raw.target_regex.is_some(),
+        raw.target_attribute.is_some(),
+    ]
+    .iter()
+    .filter(|b| **b)
+    .count();
+    let target = if given != 1 {
+        p.add(
+            format!("{key}.target"),
+            "a level needs exactly one of target, target_regex, target_attribute",
+            "set target = \"node-name\", target_regex = \"^ctl-\" or target_attribute = \"rack=r1\"",
+        );
+        None
+    } else if let Some(t) = raw.target {
+        if !nodes.contains(&t) {
+            p.add(
+                format!("{key}.target"),
+                format!("`{t}` is not a declared node"),
+                "declare it as a [[node]] or fix the spelling",
+            );
+        }
+        Some(LevelTarget::Name(t))
+    } else if let Some(r) = raw.target_regex {
+        match Regex::new(&r) {
+            Ok(re) => Some(LevelTarget::Regex(re)),
+            Err(e) => {
+                p.add(
+                    format!("{key}.target_regex"),
+                    format!("invalid regular expression: {e}"),
+                    "fix the pattern (Rust regex syntax)",
+                );
+                None
+            }
+        }
+    } else if let Some(a) = raw.target_attribute {
+        match a.split_once('=') {
+            Some((n, v)) if !n.trim().is_empty() => Some(LevelTarget::Attribute {
+                name: n.trim().to_string(),
+                value: v.trim().to_string(),
+            }),
+            _ => {
+                p.add(
+                    format!("{key}.target_attribute"),
+                    format!("`{a}` is not name=value"),
+                    "write it as target_attribute = \"rack=r1\"",
+                );
+                None
+            }
+        }
+    } else {
+        None
+    };
+    if raw.devices.is_empty() {
+        p.add(
+            format!("{key}.devices"),
+            "a level with no devices can never fence",
+            "list at least one device name",
+        );
+    }
+    for d in &raw.devices {
+        if !devices.contains(d) {
+            p.add(
+                format!("{key}.devices"),
+                format!("`{d}` is not a defined device"),
+                "define it as a [[device]] or fix the spelling",
+            );
+        }
+    }
+    if p.0.len() > before {
+        return None;
+    }
+    Some(Level {
+        index: raw.index as u8,
+        target: target?,
+        devices: raw.devices,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_duration("1.5"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("soon"), None);
+        assert_eq!(parse_duration("-1"), None);
+    }
+
+    #[test]
+    fn minimal() {
+        let c = Config::parse(
+            r#"
+            [[node]]
+            name = "a"
+            [[device]]
+            name = "d"
+            kind = "sim"
+            host_list = ["a"]
+            [[level]]
+            index = 1
+            target = "a"
+            devices = ["d"]
+            "#,
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.devices[0].hosts.check, HostCheck::StaticList);
+        assert_eq!(c.levels[0].index, 1);
+    }
+
+    #[test]
+    fn collects_every_problem() {
+        let err = Config::parse(
+            r#"
+            [[node]]
+            name = "a"
+            [[device]]
+            name = "d"
+            kind = "sim"
+            delay_max = "soon"
+            host_list = ["b"]
+            [[level]]
+            index = 12
+            target = "a"
+            devices = ["x"]
+            "#,
+            "t",
+        )
+        .unwrap_err();
+        let ConfigError::Invalid { problems, .. } = err else {
+            panic!()
+        };
+        let keys: Vec<_> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert!(keys.contains(&"device[d].delay_max"), "{keys:?}");
+        assert!(keys.contains(&"device[d].host_list"), "{keys:?}");
+        assert!(keys.contains(&"level[a#12].index"), "{keys:?}");
+        assert!(keys.contains(&"level[a#12].devices"), "{keys:?}");
+    }
+}

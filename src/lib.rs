@@ -1,0 +1,33 @@
+//! ironfence: fencing (STONITH) and watchdog appliance for bare-metal clusters.
+//!
+//! The one invariant: **never report a node as fenced unless it is** — the
+//! power was read back as off after the off command, or a human confirmed it.
+//!
+//! Map of the crate (dependencies run downwards; protocol modules are leaves):
+//!
+//! | module      | owns                                                              |
+//! |-------------|-------------------------------------------------------------------|
+//! | [`config`]  | raw TOML types -> one validated [`config::Config`]; every problem at once |
+//! | [`cli`]     | the `ironfence` command tree, text/json output, exit codes        |
+//! | [`api`]     | the daemon's unix-socket JSON protocol: types, server, client     |
+//! | [`node`]    | the `ironfenced` daemon: wires config, fencer and API together   |
+//! | [`fencer`]  | topology, device selection, delays, retries, history; one task owns the queue |
+//! | [`power`]   | the `PowerDevice` trait, one adapter per device kind, verify-until-observed |
+//! | [`agent`]   | the ClusterLabs fence agent API: stdin options, metadata XML, exit codes, running external agents |
+//! | [`sim`]     | simulated BMCs with fault injection (slow, silent, refuses, lies) |
+//! | [`secret`]  | credentials that are never printed                               |
+//! | [`exit`]    | the documented process exit codes                                |
+//!
+//! Library code never prints; the binaries in `src/bin/` parse arguments and
+//! call into [`cli`] and [`node`].
+
+pub mod agent;
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod exit;
+pub mod fencer;
+pub mod node;
+pub mod power;
+pub mod secret;
+pub mod sim;

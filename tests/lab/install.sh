@@ -1,0 +1,68 @@
+#!/bin/bash
+# Install the real peers the integration tests run against (tests/support/mod.rs,
+# tests/lab_*.rs). Run as root on Debian 12:
+#     sudo tests/lab/install.sh
+# When every needed command and file is already present it does nothing (no
+# apt-get at all), so running it before every local test run is cheap.
+set -euo pipefail
+
+# Debian packages, one per line, each with the reason the tests need it.
+PACKAGES=(
+    openipmi      # ipmi_sim: OpenIPMI's LAN BMC simulator, the IPMI peer our client talks to
+    ipmitool      # ipmitool: readiness probe of every ipmi_sim; fence_ipmilan drives the BMC through it
+    fence-agents  # fence_ipmilan (baseline agent) and /usr/share/cluster/relaxng/metadata.rng (agent metadata schema)
+    libxml2-utils # xmllint: validates our agents' metadata XML against metadata.rng
+    procps        # ps: the harness finds an ipmi_sim's children with `ps --ppid` to stop them by PID
+)
+
+# What must exist afterwards; if all of it already does, apt is skipped.
+NEEDED_COMMANDS=(ipmi_sim ipmitool fence_ipmilan xmllint ps)
+NEEDED_FILES=(/usr/share/cluster/relaxng/metadata.rng)
+
+# Like `command -v`, but also looks in the sbin directories, which a non-root
+# PATH often lacks (fence_ipmilan lives in /usr/sbin).
+have_command() {
+    local cmd=$1 dir
+    command -v "$cmd" >/dev/null 2>&1 && return 0
+    for dir in /usr/local/sbin /usr/sbin /sbin; do
+        [ -x "$dir/$cmd" ] && return 0
+    done
+    return 1
+}
+
+missing=()
+for cmd in "${NEEDED_COMMANDS[@]}"; do
+    have_command "$cmd" || missing+=("command $cmd")
+done
+for file in "${NEEDED_FILES[@]}"; do
+    [ -e "$file" ] || missing+=("file $file")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+    echo "install.sh: all test peers present (${NEEDED_COMMANDS[*]}, ${NEEDED_FILES[*]}); nothing to do"
+    exit 0
+fi
+
+echo "install.sh: missing: ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install.sh: must run as root to install: ${PACKAGES[*]}" >&2
+    exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update
+apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends "${PACKAGES[@]}"
+
+# Prove the install delivered what the tests look for.
+still_missing=()
+for cmd in "${NEEDED_COMMANDS[@]}"; do
+    have_command "$cmd" || still_missing+=("command $cmd")
+done
+for file in "${NEEDED_FILES[@]}"; do
+    [ -e "$file" ] || still_missing+=("file $file")
+done
+if [ ${#still_missing[@]} -ne 0 ]; then
+    echo "install.sh: still missing after apt-get install: ${still_missing[*]}" >&2
+    exit 1
+fi
+echo "install.sh: test peers installed"
