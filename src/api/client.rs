@@ -55,19 +55,17 @@ pub async fn call(socket: &Path, req: &Request) -> Result<Reply, ClientError> {
     let (read, mut write) = stream.into_split();
     let mut line = serde_json::to_string(req).map_err(|e| proto(e.to_string()))?;
     line.push('\n');
-    write
-        .write_all(line.as_bytes())
-        .await
-        .map_err(|e| proto(e.to_string()))?;
+    // The daemon may refuse (access denied) before reading the request: a
+    // failed write is then followed by its reply, which says why.
+    let written = write.write_all(line.as_bytes()).await;
     let mut reply = String::new();
-    BufReader::new(read)
-        .read_line(&mut reply)
-        .await
-        .map_err(|e| proto(e.to_string()))?;
+    let read = BufReader::new(read).read_line(&mut reply).await;
     if reply.is_empty() {
-        return Err(proto(
-            "the daemon closed the connection without a reply".into(),
-        ));
+        let cause = match (written, read) {
+            (Err(e), _) | (Ok(()), Err(e)) => e.to_string(),
+            _ => "the daemon closed the connection without a reply".into(),
+        };
+        return Err(proto(cause));
     }
     match serde_json::from_str::<Response>(&reply)
         .map_err(|e| proto(format!("unreadable reply: {e}")))?

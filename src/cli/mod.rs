@@ -90,13 +90,8 @@ enum Command {
     Monitor { device: String },
     /// Check every device (or one).
     Validate { device: Option<String> },
-    /// Fencing history, of one node or all.
-    History {
-        node: Option<String>,
-        /// Every step of every request.
-        #[arg(long)]
-        verbose: bool,
-    },
+    /// Fencing history, of one node or all (`--verbose`: every step).
+    History { node: Option<String> },
     /// The last time NODE was fenced.
     Last { node: String },
     /// Runtime changes to fencing levels.
@@ -304,9 +299,9 @@ async fn run(cli: Cli) -> u8 {
         Command::Validate { device } => Ok(Request::Validate {
             device: device.clone(),
         }),
-        Command::History { node, verbose } => Ok(Request::History {
+        Command::History { node } => Ok(Request::History {
             target: node.clone(),
-            verbose: *verbose,
+            verbose: cli.verbose > 0,
         }),
         Command::Last { node } => Ok(Request::Last {
             target: node.clone(),
