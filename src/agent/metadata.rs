@@ -293,3 +293,26 @@ mod tests {
         assert!(AgentMetadata::parse("<resource-agent name='x'><a></b>").is_err());
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any text is metadata or an error, never a panic.
+        #[test]
+        fn parse_never_panics(text in ".{0,600}") {
+            let _ = AgentMetadata::parse(&text);
+        }
+
+        /// Descriptions with XML-special characters survive the round trip.
+        #[test]
+        fn escaping_round_trip(short in "[ -~]{0,60}", long in "[ -~]{0,200}") {
+            let md = AgentMetadata::for_ours("fence_x", &short, &long, &crate::agent::spec::sim_params());
+            let back = AgentMetadata::parse(&md.to_xml()).unwrap();
+            prop_assert_eq!(back.shortdesc, short);
+            prop_assert_eq!(back.longdesc, long.trim().to_string());
+        }
+    }
+}

@@ -252,3 +252,38 @@ mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::agent::runner::stdin_text;
+    use crate::agent::spec::sim_params;
+    use crate::agent::AgentAction;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// What the runner writes on an agent's stdin, an agent of ours reads back.
+        #[test]
+        fn stdin_round_trip(plug in "[A-Za-z0-9._-]{1,40}", state in "/[a-z0-9/_.-]{1,60}", timeout in 0u32..1000) {
+            let params = vec![
+                ("port".to_string(), plug.clone()),
+                ("state_file".to_string(), state.clone()),
+                ("power_timeout".to_string(), timeout.to_string()),
+            ];
+            let text = stdin_text(AgentAction::Off, &params, None);
+            let o = parse_stdin(&sim_params(), &text).unwrap();
+            prop_assert_eq!(o.get("action"), Some("off"));
+            prop_assert_eq!(o.get("plug"), Some(plug.as_str()));
+            prop_assert_eq!(o.get("state_file"), Some(state.as_str()));
+            let t = timeout.to_string();
+            prop_assert_eq!(o.get("power_timeout"), Some(t.as_str()));
+        }
+
+        /// Arbitrary input is an error or options, never a panic.
+        #[test]
+        fn never_panics(text in ".{0,400}", args in proptest::collection::vec(".{0,20}", 0..8)) {
+            let _ = parse_stdin(&sim_params(), &text);
+            let _ = parse_args(&sim_params(), &args);
+        }
+    }
+}
