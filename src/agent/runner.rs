@@ -222,6 +222,39 @@ mod tests {
         assert_eq!(parse_list("a,alias-a\nb\n\n"), vec!["a", "alias-a", "b"]);
     }
 
+    /// The password reaches the agent on stdin only: not argv, not environment.
+    #[tokio::test]
+    async fn secret_only_on_stdin() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("fence_spy");
+        let spy = dir.path().join("spy");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\ncat > {0}.stdin\ntr '\\0' ' ' < /proc/$$/cmdline > {0}.argv\nenv > {0}.env\n",
+                spy.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let secret = Secret::new("pa55-w0rd-XYZ");
+        let out = run(AgentCall {
+            agent: &script,
+            action: AgentAction::Off,
+            params: &[("ip".into(), "127.0.0.1".into())],
+            password: Some(&secret),
+            timeout: Duration::from_secs(5),
+        })
+        .await
+        .unwrap();
+        assert_eq!(out.code, 0);
+        let read = |ext: &str| std::fs::read_to_string(format!("{}.{ext}", spy.display())).unwrap();
+        assert!(read("stdin").contains("password=pa55-w0rd-XYZ"));
+        assert!(!read("argv").contains("pa55"));
+        assert!(!read("env").contains("pa55"));
+    }
+
     #[tokio::test]
     async fn timeout_kills() {
         let dir = tempfile::tempdir().unwrap();

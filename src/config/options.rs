@@ -34,6 +34,7 @@ pub fn raw_device_from_options(
         let v = v.clone();
         match key.as_str() {
             "agent" => raw.agent = Some(v),
+            "address" => raw.address = Some(v),
             "username" | "login" => raw.username = Some(v),
             "password" | "passwd" => raw.password = Some(v),
             "password_file" => raw.password_file = Some(v.into()),

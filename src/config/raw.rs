@@ -54,6 +54,9 @@ pub struct RawDevice {
     pub kind: String,
     /// For kind `agent`: the fence agent to run (`fence_ipmilan` or a path).
     pub agent: Option<String>,
+    /// The device's management address (BMC, PDU); for kind `agent` it is
+    /// passed as the agent's `ip` parameter.
+    pub address: Option<String>,
     pub username: Option<String>,
     pub password: Option<String>,
     pub password_file: Option<PathBuf>,

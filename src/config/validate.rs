@@ -458,6 +458,16 @@ fn device_checked(
                 }
             };
             let mut params = BTreeMap::new();
+            if let Some(addr) = &raw.address {
+                if raw.params.contains_key("ip") || raw.params.contains_key("ipaddr") {
+                    p.add(
+                        format!("{key}.address"),
+                        "both `address` and params.ip are set",
+                        "keep one: address = \"10.0.0.5\" is passed to the agent as ip",
+                    );
+                }
+                params.insert("ip".to_string(), addr.clone());
+            }
             for (k, v) in &raw.params {
                 let reserved = ["action", "password", "passwd", "plug", "port", "nodename"];
                 if reserved.contains(&k.as_str()) {
