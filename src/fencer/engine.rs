@@ -498,15 +498,12 @@ impl Engine {
                         reason: reason.clone(),
                     },
                 );
-                let _ = reply.send(Ok(outcome(
+                let _ = reply.send(Ok(without_devices(
                     &req,
                     id,
                     FenceResult::Refused,
-                    None,
-                    vec![],
                     0,
                     reason,
-                    None,
                 )));
                 return;
             }
@@ -575,16 +572,7 @@ impl Engine {
                 warning: None,
             },
         );
-        Some(outcome(
-            req,
-            id,
-            FenceResult::Tolerated,
-            None,
-            vec![],
-            0,
-            how,
-            None,
-        ))
+        Some(without_devices(req, id, FenceResult::Tolerated, 0, how))
     }
 
     fn storm_refusal(&self, req: &FenceRequest) -> Option<String> {
@@ -826,6 +814,17 @@ fn outcome(
     }
 }
 
+/// An outcome with no level and no devices (refused, tolerated, timed out, failed).
+fn without_devices(
+    req: &FenceRequest,
+    id: u64,
+    result: FenceResult,
+    elapsed_ms: u64,
+    message: String,
+) -> FenceOutcome {
+    outcome(req, id, result, None, vec![], elapsed_ms, message, None)
+}
+
 /// Whether `e` can fence `target`, per its host_check.
 async fn can_fence(e: &DeviceEntry, target: &str) -> Result<(), String> {
     let plug = e.cfg.hosts.plug_for(target);
@@ -949,16 +948,7 @@ impl Exec {
                 "no device can fence {}: add a [[level]] for it or a device with it in host_list",
                 req.target
             );
-            return outcome(
-                req,
-                self.id,
-                FenceResult::Failed,
-                None,
-                vec![],
-                ms(),
-                msg,
-                None,
-            );
+            return without_devices(req, self.id, FenceResult::Failed, ms(), msg);
         }
         let mut reasons: Vec<String> = Vec::new();
         let mut first = true;
@@ -1011,16 +1001,7 @@ impl Exec {
                                 ms() / 1000,
                                 reasons.join("; ")
                             );
-                            return outcome(
-                                req,
-                                self.id,
-                                FenceResult::TimedOut,
-                                None,
-                                vec![],
-                                ms(),
-                                msg,
-                                None,
-                            );
+                            return without_devices(req, self.id, FenceResult::TimedOut, ms(), msg);
                         }
                         Err(StepFailure::Failed(why)) | Err(StepFailure::Deadline(why)) => {
                             if req.action == FenceAction::Reboot && step == Step::On {
@@ -1077,16 +1058,7 @@ impl Exec {
             req.target,
             reasons.join("; ")
         );
-        outcome(
-            req,
-            self.id,
-            FenceResult::Failed,
-            None,
-            vec![],
-            ms(),
-            msg,
-            None,
-        )
+        without_devices(req, self.id, FenceResult::Failed, ms(), msg)
     }
 
     async fn level_failed(&self, level: u8, why: &str, reasons: &mut Vec<String>) {
