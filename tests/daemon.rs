@@ -197,6 +197,10 @@ fn every_sim_fault_mode_fails_over_or_fails_clearly() {
     assert_eq!(code, 0);
     assert_eq!(v["devices"][0]["state"], "on", "{v}");
 
+    // Absurd durations are usage errors, not crashes.
+    let out = lab.cli(&["--timeout", "1e30", "off", "slow-ok"]);
+    assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
+
     // Unknown node / device: exit 105.
     assert_eq!(lab.cli(&["off", "nobody-here"]).status.code(), Some(105));
     assert_eq!(

@@ -73,9 +73,11 @@ fn check_value(spec: &ParamSpec, value: &str) -> Result<String, OptionError> {
             .trim()
             .parse::<f64>()
             .ok()
-            .filter(|f| f.is_finite() && *f >= 0.0)
+            .filter(|f| {
+                f.is_finite() && *f >= 0.0 && *f <= crate::config::MAX_DURATION.as_secs_f64()
+            })
             .map(|_| value.trim().to_string())
-            .ok_or_else(|| bad("a number of seconds")),
+            .ok_or_else(|| bad("a number of seconds (0 to 604800)")),
         ParamKind::Select(choices) => {
             if choices.contains(&value.trim()) {
                 Ok(value.trim().to_string())
@@ -194,11 +196,14 @@ impl Options {
     pub fn flag(&self, name: &str) -> bool {
         self.get(name).and_then(parse_bool).unwrap_or(false)
     }
-    /// A seconds value, or `default`.
+    /// A seconds value, or `default`; always within 0..=MAX_DURATION.
     pub fn seconds(&self, name: &str, default: f64) -> f64 {
+        let max = crate::config::MAX_DURATION.as_secs_f64();
         self.get(name)
             .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|f| f.is_finite())
             .unwrap_or(default)
+            .clamp(0.0, max)
     }
 }
 

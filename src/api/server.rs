@@ -224,10 +224,21 @@ async fn handle(fencer: &Fencer, req: Request, who: &str) -> Result<Reply, ApiEr
             timeout_ms,
             force,
         } => {
+            let bounded = |ms: u64| {
+                let d = Duration::from_millis(ms);
+                if d > config::MAX_DURATION {
+                    Err(ApiError::new(
+                        ErrorKind::BadRequest,
+                        format!("{ms} ms is longer than the 7 days ironfence accepts"),
+                    ))
+                } else {
+                    Ok(d)
+                }
+            };
             let mut r = FenceRequest::new(&target, action, &format!("cli:{who}"));
-            r.delay = Duration::from_millis(delay_ms);
-            r.tolerance = Duration::from_millis(tolerance_ms);
-            r.timeout = timeout_ms.map(Duration::from_millis);
+            r.delay = bounded(delay_ms)?;
+            r.tolerance = bounded(tolerance_ms)?;
+            r.timeout = timeout_ms.map(bounded).transpose()?;
             r.force = force;
             info!(node = %target, action = %action, client = %who, "fence requested");
             Reply::Fence {

@@ -228,8 +228,10 @@ fn init_logging(verbose: u8) {
 fn secs(v: Option<f64>) -> Result<u64, String> {
     match v {
         None => Ok(0),
-        Some(s) if s.is_finite() && s >= 0.0 => Ok((s * 1000.0) as u64),
-        Some(s) => Err(format!("{s} is not a number of seconds")),
+        Some(s) if s.is_finite() && s >= 0.0 && s <= crate::config::MAX_DURATION.as_secs_f64() => {
+            Ok((s * 1000.0) as u64)
+        }
+        Some(s) => Err(format!("{s} is not a number of seconds from 0 to 604800")),
     }
 }
 

@@ -29,6 +29,11 @@ pub use validate::{device_from_raw, level_from_raw};
 pub const DEFAULT_PATH: &str = "/etc/ironfence/ironfence.toml";
 /// Default socket of `ironfenced`.
 pub const DEFAULT_SOCKET: &str = "/run/ironfence/ironfenced.sock";
+/// The longest duration anything in ironfence accepts (config, CLI, API,
+/// agent options): a week. Larger values are typos, and bounding them keeps
+/// all deadline arithmetic far from overflow.
+pub const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
 /// Default directory of the durable history.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/ironfence";
 

@@ -27,15 +27,14 @@ impl Problems {
 }
 
 /// Parse a duration: humantime (`30s`, `1m 30s`, `500ms`) or bare seconds.
+/// Values above [`MAX_DURATION`] are refused.
 pub(crate) fn parse_duration(s: &str) -> Option<Duration> {
     let t = s.trim();
-    if let Ok(secs) = t.parse::<f64>() {
-        if secs.is_finite() && secs >= 0.0 {
-            return Some(Duration::from_secs_f64(secs));
-        }
-        return None;
-    }
-    humantime::parse_duration(t).ok()
+    let d = match t.parse::<f64>() {
+        Ok(secs) => Duration::try_from_secs_f64(secs).ok()?,
+        Err(_) => humantime::parse_duration(t).ok()?,
+    };
+    (d <= MAX_DURATION).then_some(d)
 }
 
 fn duration(p: &mut Problems, key: &str, value: &Option<String>, default: Duration) -> Duration {
@@ -47,7 +46,7 @@ fn duration(p: &mut Problems, key: &str, value: &Option<String>, default: Durati
                 p.add(
                     key,
                     format!("`{s}` is not a duration"),
-                    "write it like \"30s\", \"500ms\", \"2m\" or a number of seconds",
+                    "write it like \"30s\", \"500ms\", \"2m\" or a number of seconds (at most 7 days)",
                 );
                 default
             }
@@ -138,7 +137,11 @@ pub(super) fn parse(text: &str) -> Result<Config, Vec<Problem>> {
 
     // Timeout chain: one level's worst case must fit in the fencing timeout.
     for d in &devices {
-        let worst = d.delay.base + d.delay.max + d.timeouts.off * (d.retries.off + 1);
+        let worst = d
+            .delay
+            .base
+            .saturating_add(d.delay.max)
+            .saturating_add(d.timeouts.off.saturating_mul(d.retries.off + 1));
         if worst >= daemon.fencing_timeout {
             p.add(
                 format!("device[{}].timeouts.off", d.name),
@@ -772,6 +775,9 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
         assert_eq!(parse_duration("soon"), None);
         assert_eq!(parse_duration("-1"), None);
+        assert_eq!(parse_duration("1e30"), None);
+        assert_eq!(parse_duration("8 days"), None);
+        assert_eq!(parse_duration("NaN"), None);
     }
 
     #[test]

@@ -930,7 +930,13 @@ impl Exec {
 
     async fn run(self) -> FenceOutcome {
         let start = Instant::now();
-        let deadline = start + self.req.delay + self.req.timeout.unwrap_or(self.fencing_timeout);
+        let budget = self
+            .req
+            .delay
+            .saturating_add(self.req.timeout.unwrap_or(self.fencing_timeout));
+        let deadline = start
+            .checked_add(budget)
+            .unwrap_or_else(|| start + crate::config::MAX_DURATION);
         let req = &self.req;
         let ms = || start.elapsed().as_millis() as u64;
         if !req.delay.is_zero() {

@@ -29,7 +29,9 @@ pub async fn set_and_verify(
     interval: Duration,
 ) -> Result<Verified, PowerError> {
     let start = Instant::now();
-    let deadline = start + limit;
+    let deadline = start
+        .checked_add(limit)
+        .unwrap_or_else(|| start + crate::config::MAX_DURATION);
     let timeout = |what: &str| PowerError::Timeout {
         device: dev.name().to_string(),
         what: what.to_string(),
