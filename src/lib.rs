@@ -27,6 +27,7 @@ pub mod cli;
 pub mod config;
 pub mod exit;
 pub mod fencer;
+pub mod ipmi;
 pub mod node;
 pub mod power;
 pub mod secret;
