@@ -59,6 +59,9 @@ pub struct Stats {
     pub ignored: u32,
 }
 
+/// Decides about one received datagram: `None` = not ours, keep waiting.
+type Accept<'a, T> = &'a mut dyn FnMut(&[u8]) -> Option<Result<T, IpmiError>>;
+
 struct Io {
     sock: UdpSocket,
     bmc: String,
@@ -74,7 +77,7 @@ impl Io {
         stage: &str,
         deadline: Instant,
         build: &mut dyn FnMut() -> Vec<u8>,
-        accept: &mut dyn FnMut(&[u8]) -> Option<Result<T, IpmiError>>,
+        accept: Accept<'_, T>,
     ) -> Result<T, IpmiError> {
         let started = Instant::now();
         let mut interval = self.retransmit;
@@ -622,7 +625,7 @@ impl Session {
         let integrity = self.suite.integrity;
         let k1 = keys.k1.clone();
         let sign = move |b: &[u8]| crypto::integrity_code(integrity, &k1, b);
-        let signer: Option<&dyn Fn(&[u8]) -> Vec<u8>> = if integrity == IntegrityAlg::None {
+        let signer: Option<packet::Signer<'_>> = if integrity == IntegrityAlg::None {
             None
         } else {
             Some(&sign)

@@ -192,6 +192,9 @@ pub fn encode_v15(session_seq: u32, session_id: u32, msg: &[u8]) -> Vec<u8> {
     v
 }
 
+/// Computes the auth code over the signed bytes of a packet.
+pub type Signer<'a> = &'a dyn Fn(&[u8]) -> Vec<u8>;
+
 /// Encode a v2.0 packet. `payload` must already be encrypted when
 /// `encrypted`; `sign` computes the auth code over the signed bytes when the
 /// packet is authenticated.
@@ -201,7 +204,7 @@ pub fn encode_v20(
     session_id: u32,
     session_seq: u32,
     payload: &[u8],
-    sign: Option<&dyn Fn(&[u8]) -> Vec<u8>>,
+    sign: Option<Signer<'_>>,
 ) -> Vec<u8> {
     let mut v = vec![RMCP_VERSION, 0, RMCP_NO_ACK, RMCP_CLASS_IPMI];
     let start = v.len();
