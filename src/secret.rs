@@ -105,6 +105,19 @@ impl PasswordSource {
     }
 }
 
+/// Bytes of a hex string (`0x` prefix allowed, even length).
+pub fn decode_hex(h: &str) -> Option<Vec<u8>> {
+    let h = h.trim();
+    let h = h.strip_prefix("0x").unwrap_or(h);
+    if h.len() % 2 != 0 {
+        return None;
+    }
+    (0..h.len())
+        .step_by(2)
+        .map(|i| h.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+        .collect()
+}
+
 fn first_line(text: &str) -> String {
     text.lines().next().unwrap_or("").to_string()
 }

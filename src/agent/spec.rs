@@ -296,13 +296,89 @@ pub fn sim_params() -> Vec<ParamSpec> {
     v
 }
 
+/// Parameters of `fence_ironfence_ipmi`: every option `fence_ipmilan`
+/// documents, with the same names, letters and meanings, plus
+/// `allow_insecure`. Options that only steer ipmitool are accepted and
+/// have no effect (we speak RMCP+ ourselves).
+pub fn ipmi_params() -> Vec<ParamSpec> {
+    let ip = p(
+        "ip",
+        Some('a'),
+        "ip",
+        "ip",
+        STR,
+        None,
+        "IP address or hostname of fencing device",
+    );
+    let username = p(
+        "username",
+        Some('l'),
+        "username",
+        "name",
+        STR,
+        None,
+        "Login name",
+    );
+    let password = p(
+        "password",
+        Some('p'),
+        "password",
+        "password",
+        STR,
+        None,
+        "Login password or passphrase",
+    );
+    let script = p(
+        "password_script",
+        Some('S'),
+        "password-script",
+        "script",
+        STR,
+        None,
+        "Script to run to retrieve password",
+    );
+    let sudo = p("use_sudo", None, "use-sudo", "", Boolean, None, "Use sudo (without password) when calling 3rd party software (no effect: no 3rd party software is called)");
+    let mut v = vec![
+        p("auth", Some('A'), "auth", "auth", Select(&["md5", "password", "none"]), None, "IPMI Lan Auth type (IPMI v1.5 only; ignored: ironfence always uses RMCP+)"),
+        p("cipher", Some('C'), "cipher", "cipher", STR, None, "Ciphersuite to use (same as ipmitool -C parameter); default: 17 if the BMC offers it, else 3"),
+        p("hexadecimal_kg", None, "hexadecimal-kg", "key", STR, None, "Hexadecimal-encoded Kg key for IPMIv2 authentication"),
+        ip.obsoleting("ipaddr"),
+        ip.deprecated_alias("ipaddr"),
+        p("ipport", Some('u'), "ipport", "port", Integer, Some("623"), "TCP/UDP port to use for connection with device"),
+        p("lanplus", Some('P'), "lanplus", "", Boolean, Some("0"), "Use Lanplus to improve security of connection (always on in ironfence)"),
+        username.deprecated_alias("login"),
+        p("method", Some('m'), "method", "method", Select(&["onoff", "cycle"]), Some("onoff"), "Method to fence"),
+        password.deprecated_alias("passwd"),
+        script.deprecated_alias("passwd_script"),
+        password.obsoleting("passwd"),
+        script.obsoleting("passwd_script"),
+        p("privlvl", Some('L'), "privlvl", "level", Select(&["callback", "user", "operator", "administrator"]), Some("administrator"), "Privilege level on IPMI device"),
+        p("target", None, "target", "targetaddress", STR, None, "Bridge IPMI requests to the remote target address (not supported)"),
+        username.obsoleting("login"),
+        p("ipmitool_path", None, "ipmitool-path", "path", STR, Some("/usr/bin/ipmitool"), "Path to ipmitool binary (no effect)"),
+        p("port_as_ip", None, "port-as-ip", "", Boolean, None, "Make \"port/plug\" to be an alias to IP address"),
+        p("ipmitool_timeout", None, "ipmitool-timeout", "timeout", STR, Some("2"), "Timeout (sec) for IPMI operation (no effect; see login_timeout and power_timeout)"),
+        sudo.deprecated_alias("sudo"),
+        sudo.obsoleting("sudo"),
+        p("sudo_path", None, "sudo-path", "path", STR, Some("/usr/bin/sudo"), "Path to sudo binary (no effect)"),
+        p("allow_insecure", None, "allow-insecure", "", Boolean, Some("0"), "Allow cipher suites without authentication or integrity (0, 1, 15)"),
+    ];
+    v.extend(
+        common_params()
+            .into_iter()
+            .filter(|s| s.name != "separator"),
+    );
+    v
+}
+
 /// Parameters of an agent kind, or None for an unknown kind.
 pub fn params_for(kind: &str) -> Option<Vec<ParamSpec>> {
     match kind {
         "sim" => Some(sim_params()),
+        "ipmi" => Some(ipmi_params()),
         _ => None,
     }
 }
 
 /// Kinds `ironfence agent KIND` serves.
-pub const KINDS: &[&str] = &["sim"];
+pub const KINDS: &[&str] = &["ipmi", "sim"];

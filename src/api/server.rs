@@ -201,6 +201,10 @@ pub fn our_metadata(kind: &str) -> Option<AgentMetadata> {
             "Fence agent for ironfence's simulated BMC",
             "fence_ironfence_sim switches the power of machines simulated by ironfence (state in a JSON file). It can inject faults (slow, silent, refuses, lies) to test fencing topologies. Success is reported only after the power state was read back.",
         ),
+        "ipmi" => (
+            "Fence agent for IPMI (ironfence, drop-in for fence_ipmilan)",
+            "fence_ironfence_ipmi powers machines off and on through their BMC over IPMI v2.0 (RMCP+, cipher suite 17 or 3), with its own protocol stack: no ipmitool, no fixed waits. It accepts fence_ipmilan's options with the same meaning. Success is reported only after the BMC reported the new power state on a read-back; every session is closed, also on error.",
+        ),
         _ => ("ironfence fence agent", "ironfence fence agent"),
     };
     Some(AgentMetadata::for_ours(

@@ -207,6 +207,20 @@ pub enum DeviceKind {
     Sim(SimConfig),
     /// An external ClusterLabs fence agent.
     Agent(AgentDeviceConfig),
+    /// A BMC over IPMI v2.0 (RMCP+), our own client.
+    Ipmi(IpmiConfig),
+}
+
+/// How to reach one BMC over IPMI.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IpmiConfig {
+    pub address: String,
+    pub port: u16,
+    pub cipher: crate::ipmi::CipherChoice,
+    pub privilege: crate::ipmi::Privilege,
+    pub kg: Option<crate::secret::Secret>,
+    pub allow_insecure: bool,
+    pub retransmit: Duration,
 }
 
 impl DeviceKind {
@@ -214,6 +228,7 @@ impl DeviceKind {
         match self {
             DeviceKind::Sim(_) => "sim",
             DeviceKind::Agent(_) => "agent",
+            DeviceKind::Ipmi(_) => "ipmi",
         }
     }
 }

@@ -47,6 +47,23 @@ pub struct RawSim {
     pub initial: Option<String>,
 }
 
+/// `[device.ipmi]` of a kind = "ipmi" device.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIpmi {
+    pub port: Option<i64>,
+    /// "auto" or a suite number (1, 2, 3, 15, 16, 17).
+    pub cipher: Option<toml::Value>,
+    /// user, operator or administrator.
+    pub privilege: Option<String>,
+    /// BMC key Kg as hex (fence_ipmilan's hexadecimal_kg).
+    pub hexadecimal_kg: Option<String>,
+    /// Allow suites without authentication or integrity (0, 1, 15).
+    pub allow_insecure: Option<bool>,
+    /// First retransmission interval.
+    pub retransmit: Option<String>,
+}
+
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawDevice {
@@ -75,6 +92,7 @@ pub struct RawDevice {
     #[serde(default)]
     pub params: BTreeMap<String, toml::Value>,
     pub sim: Option<RawSim>,
+    pub ipmi: Option<RawIpmi>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -494,11 +494,31 @@ fn device_checked(
             }
             DeviceKind::Agent(AgentDeviceConfig { agent, params })
         }
+        "ipmi" => {
+            if raw.agent.is_some() || !raw.params.is_empty() || raw.sim.is_some() {
+                p.add(
+                    format!("{key}.kind"),
+                    "`agent`, `params` and [device.sim] do not apply to kind = \"ipmi\"",
+                    "remove them; IPMI settings go in [device.ipmi]",
+                );
+            }
+            if raw.password.is_none()
+                && raw.password_file.is_none()
+                && raw.password_script.is_none()
+            {
+                p.add(
+                    format!("{key}.password"),
+                    "an IPMI device needs a password",
+                    "set password_file (recommended), password_script or password",
+                );
+            }
+            DeviceKind::Ipmi(ipmi_checked(p, key, &raw)?)
+        }
         other => {
             p.add(
                 format!("{key}.kind"),
                 format!("unknown device kind `{other}`"),
-                "use \"agent\" (any fence_* agent) or \"sim\" (simulated BMC)",
+                "use \"ipmi\", \"agent\" (any fence_* agent) or \"sim\" (simulated BMC)",
             );
             return None;
         }
@@ -644,6 +664,138 @@ fn device_checked(
         delay,
         timeouts,
         retries,
+    })
+}
+
+fn ipmi_checked(p: &mut Problems, key: &str, raw: &RawDevice) -> Option<IpmiConfig> {
+    use crate::ipmi::{CipherChoice, Privilege};
+    let i = raw.ipmi.clone().unwrap_or_default();
+    let address = match &raw.address {
+        Some(a) if !a.trim().is_empty() => a.trim().to_string(),
+        _ => {
+            p.add(
+                format!("{key}.address"),
+                "an IPMI device needs the BMC's address",
+                "set address = \"10.0.0.5\" (host name or IP of the BMC)",
+            );
+            String::new()
+        }
+    };
+    let port = match i.port {
+        None => 623,
+        Some(n) if (1..=65535).contains(&n) => n as u16,
+        Some(n) => {
+            p.add(
+                format!("{key}.ipmi.port"),
+                format!("{n} is not a UDP port"),
+                "use 1-65535 (IPMI's is 623)",
+            );
+            623
+        }
+    };
+    let allow_insecure = i.allow_insecure.unwrap_or(false);
+    let cipher = match &i.cipher {
+        None => CipherChoice::Auto,
+        Some(toml::Value::String(s)) if s == "auto" => CipherChoice::Auto,
+        Some(v) => {
+            let n = match v {
+                toml::Value::Integer(n) => Some(*n),
+                toml::Value::String(s) => s.parse::<i64>().ok(),
+                _ => None,
+            };
+            match n
+                .and_then(|n| u8::try_from(n).ok())
+                .and_then(crate::ipmi::crypto::CipherSuite::by_id)
+            {
+                Some(s) => {
+                    let weak = s.auth == crate::ipmi::crypto::AuthAlg::None
+                        || s.integrity == crate::ipmi::crypto::IntegrityAlg::None;
+                    if weak && !allow_insecure {
+                        p.add(
+                            format!("{key}.ipmi.cipher"),
+                            format!("cipher suite {} has no authentication or integrity protection", s.id),
+                            "use 17 or 3 (or \"auto\"); only with allow_insecure = true may a weaker suite be used",
+                        );
+                    }
+                    CipherChoice::Suite(s.id)
+                }
+                None => {
+                    p.add(
+                        format!("{key}.ipmi.cipher"),
+                        format!("`{v}` is not a supported cipher suite"),
+                        "use \"auto\" (17, else 3), 17, 16, 3 or 2",
+                    );
+                    CipherChoice::Auto
+                }
+            }
+        }
+    };
+    let privilege = match i.privilege.as_deref() {
+        None => Privilege::Administrator,
+        Some(s) => match Privilege::parse(s) {
+            Some(Privilege::User) => {
+                p.add(
+                    format!("{key}.ipmi.privilege"),
+                    "privilege `user` cannot control chassis power",
+                    "use operator or administrator",
+                );
+                Privilege::User
+            }
+            Some(pr) => pr,
+            None => {
+                p.add(
+                    format!("{key}.ipmi.privilege"),
+                    format!("unknown privilege `{s}`"),
+                    "use operator or administrator",
+                );
+                Privilege::Administrator
+            }
+        },
+    };
+    let kg = match &i.hexadecimal_kg {
+        None => None,
+        Some(h) => match crate::secret::decode_hex(h) {
+            Some(bytes) if bytes.len() <= 20 => Some(Secret::new(h.trim())),
+            _ => {
+                p.add(
+                    format!("{key}.ipmi.hexadecimal_kg"),
+                    "not a hex string of at most 20 bytes",
+                    "write the BMC key as hex, e.g. \"6b6579\"",
+                );
+                None
+            }
+        },
+    };
+    let retransmit = duration(
+        p,
+        &format!("{key}.ipmi.retransmit"),
+        &i.retransmit,
+        Duration::from_millis(250),
+    );
+    if retransmit < Duration::from_millis(10) {
+        p.add(
+            format!("{key}.ipmi.retransmit"),
+            "below 10 ms",
+            "use e.g. \"250ms\"",
+        );
+    }
+    if let Some(u) = &raw.username {
+        if u.len() > 16 {
+            p.add(
+                format!("{key}.username"),
+                "longer than the 16 bytes IPMI allows",
+                "use a shorter BMC user",
+            );
+        }
+    }
+    Some(IpmiConfig {
+        address,
+        port,
+        cipher,
+        privilege,
+        kg,
+        allow_insecure,
+        retransmit,
     })
 }
 

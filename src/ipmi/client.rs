@@ -23,8 +23,8 @@ use super::packet::{self, payload, Datagram, IpmiRequest, IpmiResponse};
 use super::{completion_text, CipherChoice, IpmiError, Privilege};
 use crate::secret::Secret;
 use ipmi_rs::connection::{IpmiCommand, Message};
-use std::cell::Cell;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::time::{timeout_at, Instant};
@@ -41,7 +41,7 @@ pub struct ClientConfig {
     pub port: u16,
     pub username: String,
     pub password: Secret,
-    /// BMC key (Kg); `None` = the password is used (the common case).
+    /// BMC key (Kg) as hex; `None` = the password is used (the common case).
     pub kg: Option<Secret>,
     pub privilege: Privilege,
     pub cipher: CipherChoice,
@@ -60,7 +60,7 @@ pub struct Stats {
 }
 
 /// Decides about one received datagram: `None` = not ours, keep waiting.
-type Accept<'a, T> = &'a mut dyn FnMut(&[u8]) -> Option<Result<T, IpmiError>>;
+type Accept<'a, T> = &'a mut (dyn FnMut(&[u8]) -> Option<Result<T, IpmiError>> + Send);
 
 struct Io {
     sock: UdpSocket,
@@ -76,7 +76,7 @@ impl Io {
         &mut self,
         stage: &str,
         deadline: Instant,
-        build: &mut dyn FnMut() -> Vec<u8>,
+        build: &mut (dyn FnMut() -> Vec<u8> + Send),
         accept: Accept<'_, T>,
     ) -> Result<T, IpmiError> {
         let started = Instant::now();
@@ -182,7 +182,7 @@ pub struct Session {
     keys: Option<SessionKeys>,
     console_sid: u32,
     bmc_sid: u32,
-    seq: Cell<u32>,
+    seq: AtomicU32,
     rq_seq: u8,
     active: bool,
 }
@@ -557,7 +557,7 @@ impl Session {
             keys: Some(keys),
             console_sid,
             bmc_sid,
-            seq: Cell::new(1),
+            seq: AtomicU32::new(1),
             rq_seq: 0,
             active: true,
         };
@@ -604,10 +604,14 @@ impl Session {
         self.io.as_ref().map(|io| io.stats).unwrap_or_default()
     }
 
-    fn next_seq(seq: &Cell<u32>) -> u32 {
-        let s = seq.get();
-        seq.set(if s == u32::MAX { 1 } else { s + 1 });
-        s
+    fn next_seq(seq: &AtomicU32) -> u32 {
+        // Session sequence numbers skip 0 when they wrap.
+        let s = seq.fetch_add(1, Ordering::Relaxed);
+        if s == 0 {
+            seq.fetch_add(1, Ordering::Relaxed)
+        } else {
+            s
+        }
     }
 
     /// Wrap an IPMI message for this session (encrypt + sign per suite).

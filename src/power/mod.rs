@@ -7,6 +7,7 @@
 //! level, give up — is the fencer's job, not theirs.
 
 pub mod agent;
+pub mod ipmi;
 pub mod sim;
 pub mod verify;
 
@@ -115,5 +116,6 @@ pub fn build(cfg: &DeviceConfig) -> Arc<dyn PowerDevice> {
             &cfg.name, s, &cfg.hosts,
         )))),
         DeviceKind::Agent(a) => Arc::new(agent::AgentDevice::new(cfg, a)),
+        DeviceKind::Ipmi(i) => Arc::new(ipmi::IpmiDevice::new(cfg, i)),
     }
 }
