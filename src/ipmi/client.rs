@@ -31,7 +31,8 @@ use tokio::time::{timeout_at, Instant};
 
 /// Longest gap between retransmissions.
 const MAX_RETRANSMIT: Duration = Duration::from_secs(2);
-/// Budget of the explicit Close Session exchange.
+/// Longest wait for the answer to Close Session (a BMC that already
+/// dropped the session never answers; a lost answer is no reason to wait).
 const CLOSE_BUDGET: Duration = Duration::from_millis(1500);
 
 /// How to reach and log in to a BMC.
@@ -175,6 +176,283 @@ async fn list_suites(io: &mut Io, deadline: Instant) -> Result<Vec<u8>, IpmiErro
     Ok(super::commands::suite_ids(&records))
 }
 
+/// How a handshake attempt failed.
+enum Step {
+    /// A step ran out of its budget: start over.
+    Retry(IpmiError),
+    /// Refused or broken: give up.
+    Fatal(IpmiError),
+}
+
+fn retry_on_timeout(e: IpmiError) -> Step {
+    if e.is_timeout() {
+        Step::Retry(e)
+    } else {
+        Step::Fatal(e)
+    }
+}
+
+/// A completed RAKP handshake.
+struct Handshake {
+    suite: CipherSuite,
+    keys: SessionKeys,
+    console_sid: u32,
+    bmc_sid: u32,
+}
+
+/// One attempt at Open Session + RAKP 1-4.
+async fn handshake(
+    io: &mut Io,
+    cfg: &ClientConfig,
+    candidates: &[u8],
+    known: bool,
+    deadline: Instant,
+) -> Result<Handshake, Step> {
+    let bmc = io.bmc.clone();
+    // Room for about four transmissions of one step.
+    let budget = (cfg.retransmit * 15).max(Duration::from_millis(500));
+    let step = || deadline.min(Instant::now() + budget);
+    let console_sid = loop {
+        let v: u32 = rand::random();
+        if v != 0 {
+            break v;
+        }
+    };
+    let mut tag: u8 = rand::random();
+    let mut refused = Vec::new();
+    let mut chosen = None;
+    for &id in candidates {
+        let Some(suite) = CipherSuite::by_id(id) else {
+            continue;
+        };
+        tag = tag.wrapping_add(1);
+        let last = Some(&id) == candidates.last();
+        let attempt_deadline = if known || last {
+            step()
+        } else {
+            deadline.min(Instant::now() + cfg.retransmit * 3)
+        };
+        let req = packet::OpenSessionRequest {
+            tag,
+            max_privilege: cfg.privilege as u8,
+            console_sid,
+            auth: suite.auth as u8,
+            integrity: suite.integrity as u8,
+            conf: suite.conf as u8,
+        }
+        .encode();
+        let t = tag;
+        let resp = io
+            .exchange(
+                "Open Session",
+                attempt_deadline,
+                &mut || packet::encode_v20(payload::OPEN_SESSION_REQUEST, false, 0, 0, &req, None),
+                &mut |d| match packet::decode(d, 0) {
+                    Ok(Datagram::V20 {
+                        payload_type: payload::OPEN_SESSION_RESPONSE,
+                        payload,
+                        ..
+                    }) => match packet::OpenSessionResponse::decode(payload) {
+                        Ok(r) if r.tag == t && r.console_sid == console_sid => Some(Ok(r)),
+                        _ => None,
+                    },
+                    _ => None,
+                },
+            )
+            .await;
+        let resp = match resp {
+            Ok(r) => r,
+            Err(IpmiError::Timeout { .. }) if !last => {
+                refused.push(format!("{id} (no answer)"));
+                continue;
+            }
+            Err(e) => return Err(retry_on_timeout(e)),
+        };
+        if resp.status == 0 {
+            if (resp.auth, resp.integrity, resp.conf)
+                != (suite.auth as u8, suite.integrity as u8, suite.conf as u8)
+            {
+                return Err(Step::Fatal(proto(
+                    &bmc,
+                    format!("the BMC answered suite {id} with other algorithms"),
+                )));
+            }
+            if resp.bmc_sid == 0 {
+                return Err(Step::Fatal(proto(&bmc, "the BMC assigned session id 0")));
+            }
+            chosen = Some((suite, resp.bmc_sid));
+            break;
+        }
+        if status_is_cipher_mismatch(resp.status) {
+            refused.push(format!("{id} ({})", packet::rmcp_status_text(resp.status)));
+            continue;
+        }
+        return Err(Step::Fatal(IpmiError::Auth {
+            bmc,
+            detail: format!(
+                "Open Session refused: {}",
+                packet::rmcp_status_text(resp.status)
+            ),
+        }));
+    }
+    let Some((suite, bmc_sid)) = chosen else {
+        return Err(Step::Fatal(IpmiError::Cipher {
+            bmc,
+            detail: format!(
+                "no common cipher suite: the BMC refused {}; set cipher to one it supports",
+                refused.join(", ")
+            ),
+        }));
+    };
+
+    // RAKP 1 / 2.
+    let console_rand: [u8; 16] = rand::random();
+    let role = (cfg.privilege as u8) | 0x10;
+    let username = cfg.username.as_bytes().to_vec();
+    tag = tag.wrapping_add(1);
+    let t = tag;
+    let rakp1 = packet::Rakp1 {
+        tag,
+        bmc_sid,
+        console_rand,
+        role,
+        username: username.clone(),
+    }
+    .encode();
+    let rakp2 = io
+        .exchange(
+            "RAKP 1",
+            step(),
+            &mut || packet::encode_v20(payload::RAKP1, false, 0, 0, &rakp1, None),
+            &mut |d| match packet::decode(d, 0) {
+                Ok(Datagram::V20 {
+                    payload_type: payload::RAKP2,
+                    payload,
+                    ..
+                }) => match packet::Rakp2::decode(payload) {
+                    Ok(r) if r.tag == t && r.console_sid == console_sid => Some(Ok(r)),
+                    _ => None,
+                },
+                _ => None,
+            },
+        )
+        .await
+        .map_err(retry_on_timeout)?;
+    if rakp2.status != 0 {
+        return Err(Step::Fatal(IpmiError::Auth {
+            bmc,
+            detail: format!(
+                "RAKP 2: {} (check the user name `{}` and its privilege)",
+                packet::rmcp_status_text(rakp2.status),
+                cfg.username
+            ),
+        }));
+    }
+    let inputs = RakpInputs {
+        console_sid,
+        bmc_sid,
+        console_rand,
+        bmc_rand: rakp2.bmc_rand,
+        bmc_guid: rakp2.bmc_guid,
+        role,
+        username: &username,
+    };
+    let password = cfg.password.expose().as_bytes();
+    let expected = crypto::rakp2_code(suite.auth, password, &inputs);
+    if !crypto::codes_equal(&expected, &rakp2.auth_code) {
+        // Tell the BMC (RAKP 3 with an error status) so it frees the slot.
+        let nack = packet::Rakp3 {
+            tag: tag.wrapping_add(1),
+            status: 0x0f,
+            bmc_sid,
+            auth_code: Vec::new(),
+        }
+        .encode();
+        let _ = io.sock.try_send(&packet::encode_v20(
+            payload::RAKP3,
+            false,
+            0,
+            0,
+            &nack,
+            None,
+        ));
+        return Err(Step::Fatal(IpmiError::Auth {
+            bmc,
+            detail:
+                "wrong password (the BMC's RAKP 2 auth code does not match): check the password"
+                    .into(),
+        }));
+    }
+
+    // RAKP 3 / 4.
+    let kg_bytes = cfg
+        .kg
+        .as_ref()
+        .and_then(|k| crate::secret::decode_hex(k.expose()));
+    let kg = kg_bytes.as_deref().unwrap_or(password);
+    let keys = crypto::session_keys(suite.auth, kg, &inputs);
+    tag = tag.wrapping_add(1);
+    let t = tag;
+    let rakp3 = packet::Rakp3 {
+        tag,
+        status: 0,
+        bmc_sid,
+        auth_code: crypto::rakp3_code(suite.auth, password, &inputs),
+    }
+    .encode();
+    let rakp4 = io
+        .exchange(
+            "RAKP 3",
+            step(),
+            &mut || packet::encode_v20(payload::RAKP3, false, 0, 0, &rakp3, None),
+            &mut |d| match packet::decode(d, 0) {
+                Ok(Datagram::V20 {
+                    payload_type: payload::RAKP4,
+                    payload,
+                    ..
+                }) => match packet::Rakp4::decode(payload) {
+                    Ok(r) if r.tag == t && r.console_sid == console_sid => Some(Ok(r)),
+                    _ => None,
+                },
+                _ => None,
+            },
+        )
+        .await;
+    match rakp4 {
+        Ok(rakp4) => {
+            if rakp4.status != 0 {
+                return Err(Step::Fatal(IpmiError::Auth {
+                    bmc,
+                    detail: format!(
+                        "RAKP 4: {} (check the password and the BMC key Kg)",
+                        packet::rmcp_status_text(rakp4.status)
+                    ),
+                }));
+            }
+            let icv = crypto::rakp4_icv(suite.auth, &keys.sik, &inputs);
+            if !crypto::codes_equal(&icv, &rakp4.icv) {
+                return Err(Step::Fatal(IpmiError::Auth {
+                    bmc,
+                    detail: "RAKP 4 integrity check value does not match: check the BMC key (Kg)"
+                        .into(),
+                }));
+            }
+        }
+        // RAKP 4 lost, and the BMC ignores repeated RAKP 3s once it has
+        // activated the session. With an integrity-protected suite the
+        // next reply's auth code (keyed by K1, derived from the SIK) proves
+        // the BMC holds the same keys, so going on is as safe as RAKP 4.
+        Err(IpmiError::Timeout { .. }) if suite.integrity != IntegrityAlg::None => {}
+        Err(e) => return Err(retry_on_timeout(e)),
+    }
+    Ok(Handshake {
+        suite,
+        keys,
+        console_sid,
+        bmc_sid,
+    })
+}
+
 /// An open RMCP+ session. Closed by [`Session::close`], or on drop.
 pub struct Session {
     io: Option<Io>,
@@ -314,15 +592,6 @@ impl Session {
                 }
             }
         };
-        let console_sid = loop {
-            let v: u32 = rand::random();
-            if v != 0 {
-                break v;
-            }
-        };
-        let mut tag: u8 = 0;
-        let mut refused = Vec::new();
-        let mut chosen = None;
         for &id in &candidates {
             let suite = CipherSuite::by_id(id).ok_or_else(|| IpmiError::Cipher {
                 bmc: bmc.clone(),
@@ -339,257 +608,86 @@ impl Session {
                     ),
                 });
             }
-            tag = tag.wrapping_add(1);
-            let last = Some(&id) == candidates.last();
-            let attempt_deadline = if known || last {
-                deadline
-            } else {
-                deadline.min(Instant::now() + cfg.retransmit * 3)
-            };
-            let req = packet::OpenSessionRequest {
-                tag,
-                max_privilege: cfg.privilege as u8,
-                console_sid,
-                auth: suite.auth as u8,
-                integrity: suite.integrity as u8,
-                conf: suite.conf as u8,
+        }
+
+        // 3. The handshake (Open Session, RAKP 1-4): a lost datagram late in
+        // it can leave the BMC ignoring our retransmissions, so each step has
+        // a budget, and a step that runs out of it starts the handshake over.
+        let mut last_retry: Option<IpmiError> = None;
+        loop {
+            if Instant::now() >= deadline {
+                return Err(last_retry.unwrap_or(IpmiError::Timeout {
+                    bmc,
+                    stage: "the session handshake".into(),
+                    after: Duration::ZERO,
+                    sent: io.stats.sent,
+                }));
             }
-            .encode();
-            let t = tag;
-            let resp = io
-                .exchange(
-                    "Open Session",
-                    attempt_deadline,
-                    &mut || {
-                        packet::encode_v20(payload::OPEN_SESSION_REQUEST, false, 0, 0, &req, None)
-                    },
-                    &mut |d| match packet::decode(d, 0) {
-                        Ok(Datagram::V20 {
-                            payload_type: payload::OPEN_SESSION_RESPONSE,
-                            payload,
-                            ..
-                        }) => match packet::OpenSessionResponse::decode(payload) {
-                            Ok(r) if r.tag == t && r.console_sid == console_sid => Some(Ok(r)),
-                            _ => None,
-                        },
-                        _ => None,
-                    },
-                )
-                .await;
-            let resp = match resp {
-                Ok(r) => r,
-                Err(IpmiError::Timeout { .. }) if !last => {
-                    refused.push(format!("{id} (no answer)"));
+            let hs = match handshake(&mut io, cfg, &candidates, known, deadline).await {
+                Ok(hs) => hs,
+                Err(Step::Retry(e)) => {
+                    last_retry = Some(e);
                     continue;
                 }
-                Err(e) => return Err(e),
+                Err(Step::Fatal(e)) => return Err(e),
             };
-            if resp.status == 0 {
-                if (resp.auth, resp.integrity, resp.conf)
-                    != (suite.auth as u8, suite.integrity as u8, suite.conf as u8)
-                {
-                    return Err(proto(
-                        &bmc,
-                        format!("the BMC answered suite {id} with other algorithms"),
-                    ));
+            let mut session = Session {
+                io: Some(io),
+                suite: hs.suite,
+                keys: Some(hs.keys),
+                console_sid: hs.console_sid,
+                bmc_sid: hs.bmc_sid,
+                seq: AtomicU32::new(1),
+                rq_seq: 0,
+                active: true,
+            };
+            // 4. Privilege: sessions start at User. Its authenticated reply
+            // also proves key agreement when RAKP 4 was lost (see
+            // `handshake`); no reply at all means the BMC dropped the
+            // session (some do on a repeated RAKP 3): start over.
+            let budget = deadline
+                .min(Instant::now() + (cfg.retransmit * 15).max(Duration::from_millis(500)));
+            let granted = session
+                .send(SetSessionPrivilege(cfg.privilege as u8), budget)
+                .await;
+            match granted {
+                Ok(level) if level >= cfg.privilege as u8 => return Ok(session),
+                Ok(level) => {
+                    session.close().await;
+                    return Err(IpmiError::Auth {
+                        bmc,
+                        detail: format!(
+                            "the BMC granted privilege level {level}, less than {:?}",
+                            cfg.privilege
+                        ),
+                    });
                 }
-                if resp.bmc_sid == 0 {
-                    return Err(proto(&bmc, "the BMC assigned session id 0"));
+                Err(IpmiError::Completion { code, text, .. }) => {
+                    session.close().await;
+                    return Err(IpmiError::Auth {
+                        bmc,
+                        detail: format!(
+                            "privilege {:?} refused (completion code {code:#04x}, {text}): use a user with that privilege or lower privlvl",
+                            cfg.privilege
+                        ),
+                    });
                 }
-                chosen = Some((suite, resp.bmc_sid));
-                break;
-            }
-            if status_is_cipher_mismatch(resp.status) {
-                refused.push(format!("{id} ({})", packet::rmcp_status_text(resp.status)));
-                continue;
-            }
-            return Err(IpmiError::Auth {
-                bmc,
-                detail: format!(
-                    "Open Session refused: {}",
-                    packet::rmcp_status_text(resp.status)
-                ),
-            });
-        }
-        let Some((suite, bmc_sid)) = chosen else {
-            return Err(IpmiError::Cipher {
-                bmc,
-                detail: format!(
-                    "no common cipher suite: the BMC refused {}; set cipher to one it supports",
-                    refused.join(", ")
-                ),
-            });
-        };
-
-        // 3. RAKP 1 / 2.
-        let console_rand: [u8; 16] = rand::random();
-        let role = (cfg.privilege as u8) | 0x10;
-        let username = cfg.username.as_bytes().to_vec();
-        tag = tag.wrapping_add(1);
-        let t = tag;
-        let rakp1 = packet::Rakp1 {
-            tag,
-            bmc_sid,
-            console_rand,
-            role,
-            username: username.clone(),
-        }
-        .encode();
-        let rakp2 = io
-            .exchange(
-                "RAKP 1",
-                deadline,
-                &mut || packet::encode_v20(payload::RAKP1, false, 0, 0, &rakp1, None),
-                &mut |d| match packet::decode(d, 0) {
-                    Ok(Datagram::V20 {
-                        payload_type: payload::RAKP2,
-                        payload,
-                        ..
-                    }) => match packet::Rakp2::decode(payload) {
-                        Ok(r) if r.tag == t && r.console_sid == console_sid => Some(Ok(r)),
-                        _ => None,
-                    },
-                    _ => None,
-                },
-            )
-            .await?;
-        if rakp2.status != 0 {
-            return Err(IpmiError::Auth {
-                bmc,
-                detail: format!(
-                    "RAKP 2: {} (check the user name `{}` and its privilege)",
-                    packet::rmcp_status_text(rakp2.status),
-                    cfg.username
-                ),
-            });
-        }
-        let inputs = RakpInputs {
-            console_sid,
-            bmc_sid,
-            console_rand,
-            bmc_rand: rakp2.bmc_rand,
-            bmc_guid: rakp2.bmc_guid,
-            role,
-            username: &username,
-        };
-        let password = cfg.password.expose().as_bytes();
-        let expected = crypto::rakp2_code(suite.auth, password, &inputs);
-        if !crypto::codes_equal(&expected, &rakp2.auth_code) {
-            // Tell the BMC (RAKP 3 with an error status) so it frees the slot.
-            let nack = packet::Rakp3 {
-                tag: tag.wrapping_add(1),
-                status: 0x0f,
-                bmc_sid,
-                auth_code: Vec::new(),
-            }
-            .encode();
-            let _ = io.sock.try_send(&packet::encode_v20(
-                payload::RAKP3,
-                false,
-                0,
-                0,
-                &nack,
-                None,
-            ));
-            return Err(IpmiError::Auth {
-                bmc,
-                detail:
-                    "wrong password (the BMC's RAKP 2 auth code does not match): check the password"
-                        .into(),
-            });
-        }
-
-        // 4. RAKP 3 / 4.
-        let kg = cfg
-            .kg
-            .as_ref()
-            .map(|k| k.expose().as_bytes())
-            .unwrap_or(password);
-        let keys = crypto::session_keys(suite.auth, kg, &inputs);
-        tag = tag.wrapping_add(1);
-        let t = tag;
-        let rakp3 = packet::Rakp3 {
-            tag,
-            status: 0,
-            bmc_sid,
-            auth_code: crypto::rakp3_code(suite.auth, password, &inputs),
-        }
-        .encode();
-        let rakp4 = io
-            .exchange(
-                "RAKP 3",
-                deadline,
-                &mut || packet::encode_v20(payload::RAKP3, false, 0, 0, &rakp3, None),
-                &mut |d| match packet::decode(d, 0) {
-                    Ok(Datagram::V20 {
-                        payload_type: payload::RAKP4,
-                        payload,
-                        ..
-                    }) => match packet::Rakp4::decode(payload) {
-                        Ok(r) if r.tag == t && r.console_sid == console_sid => Some(Ok(r)),
-                        _ => None,
-                    },
-                    _ => None,
-                },
-            )
-            .await?;
-        if rakp4.status != 0 {
-            return Err(IpmiError::Auth {
-                bmc,
-                detail: format!(
-                    "RAKP 4: {} (check the password and the BMC key Kg)",
-                    packet::rmcp_status_text(rakp4.status)
-                ),
-            });
-        }
-        let icv = crypto::rakp4_icv(suite.auth, &keys.sik, &inputs);
-        if !crypto::codes_equal(&icv, &rakp4.icv) {
-            return Err(IpmiError::Auth {
-                bmc,
-                detail: "RAKP 4 integrity check value does not match: check the BMC key (Kg)"
-                    .into(),
-            });
-        }
-
-        let mut session = Session {
-            io: Some(io),
-            suite,
-            keys: Some(keys),
-            console_sid,
-            bmc_sid,
-            seq: AtomicU32::new(1),
-            rq_seq: 0,
-            active: true,
-        };
-        // 5. Privilege: sessions start at User.
-        let granted = session
-            .send(SetSessionPrivilege(cfg.privilege as u8), deadline)
-            .await
-            .map_err(|e| match e {
-                IpmiError::Completion { code, text, .. } => IpmiError::Auth {
-                    bmc: bmc.clone(),
-                    detail: format!(
-                        "privilege {:?} refused (completion code {code:#04x}, {text}): use a user with that privilege or lower privlvl",
-                        cfg.privilege
-                    ),
-                },
-                other => other,
-            });
-        match granted {
-            Ok(level) if level >= cfg.privilege as u8 => Ok(session),
-            Ok(level) => {
-                session.close().await;
-                Err(IpmiError::Auth {
-                    bmc,
-                    detail: format!(
-                        "the BMC granted privilege level {level}, less than {:?}",
-                        cfg.privilege
-                    ),
-                })
-            }
-            Err(e) => {
-                session.close().await;
-                Err(e)
+                Err(e) if e.is_timeout() && Instant::now() < deadline => {
+                    last_retry = Some(e);
+                    // Close it fire-and-forget in case it lives, reuse the socket.
+                    let close = session.close_packet();
+                    session.active = false;
+                    io = match session.io.take() {
+                        Some(io) => io,
+                        None => return Err(proto(&bmc, "session lost its socket")),
+                    };
+                    let _ = io.sock.try_send(&close);
+                    continue;
+                }
+                Err(e) => {
+                    session.close().await;
+                    return Err(e);
+                }
             }
         }
     }
@@ -724,14 +822,38 @@ impl Session {
             .map_err(|e| proto(&bmc, format!("{name}: unreadable reply: {e:?}")))
     }
 
+    /// A Close Session request for this session, wrapped and signed.
+    fn close_packet(&mut self) -> Vec<u8> {
+        self.rq_seq = (self.rq_seq % 63) + 1;
+        let req = IpmiRequest {
+            netfn: 0x06,
+            cmd: 0x3c,
+            rq_seq: self.rq_seq,
+            data: self.bmc_sid.to_le_bytes().to_vec(),
+        }
+        .encode();
+        self.wrap(&req)
+    }
+
     /// Close the session, waiting briefly for the BMC's answer.
     pub async fn close(mut self) {
         if !self.active {
             return;
         }
-        let deadline = Instant::now() + CLOSE_BUDGET;
-        let _ = self.send(CloseSession(self.bmc_sid), deadline).await;
-        self.active = false;
+        let retransmit = self
+            .io
+            .as_ref()
+            .map(|io| io.retransmit)
+            .unwrap_or(CLOSE_BUDGET);
+        let deadline = Instant::now() + CLOSE_BUDGET.min(retransmit * 4);
+        if self
+            .send(CloseSession(self.bmc_sid), deadline)
+            .await
+            .is_ok()
+        {
+            self.active = false;
+        }
+        // Not answered: Drop sends it twice more, fire-and-forget.
     }
 }
 
@@ -742,17 +864,11 @@ impl Drop for Session {
         if !self.active {
             return;
         }
-        let Some(io) = &self.io else { return };
-        self.rq_seq = (self.rq_seq % 63) + 1;
-        let req = IpmiRequest {
-            netfn: 0x06,
-            cmd: 0x3c,
-            rq_seq: self.rq_seq,
-            data: self.bmc_sid.to_le_bytes().to_vec(),
-        }
-        .encode();
         for _ in 0..2 {
-            let _ = io.sock.try_send(&self.wrap(&req));
+            let pkt = self.close_packet();
+            if let Some(io) = &self.io {
+                let _ = io.sock.try_send(&pkt);
+            }
         }
     }
 }
