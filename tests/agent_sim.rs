@@ -24,7 +24,8 @@ use support::require_peer;
 /// fence-agents exit codes (`fencing.py` `EC_*`).
 const EC_OK: i32 = 0;
 const EC_GENERIC: i32 = 1;
-const EC_BAD_ARGS: i32 = 2;
+/// Bad arguments exit 1, as fencing.py does (2 means "off" to a status caller).
+const EC_BAD_ARGS: i32 = 1;
 const EC_LOGIN_DENIED: i32 = 3;
 const EC_TIMED_OUT: i32 = 5;
 const EC_WAITING_ON: i32 = 6;

@@ -104,8 +104,8 @@ fn unknown_key_in_device() {
 
 #[test]
 fn unknown_device_kind() {
-    let toml = format!("{NODES}[[device]]\nname = \"d\"\nkind = \"ipmi\"\n");
-    assert_problem(&toml, 1, "device[d].kind", "unknown device kind `ipmi`");
+    let toml = format!("{NODES}[[device]]\nname = \"d\"\nkind = \"pdu\"\n");
+    assert_problem(&toml, 1, "device[d].kind", "unknown device kind `pdu`");
 }
 
 #[test]
@@ -423,7 +423,7 @@ fn storm_max_share_out_of_range() {
 
 #[test]
 fn delay_and_timeouts_exceed_fencing_timeout() {
-    // 10s + 20s + 30s x (1 + 1) = 90s, not below 60s.
+    // max(10s, 20s) + 30s x (1 + 1) = 80s, not below 60s.
     let toml = format!(
         "[daemon]\nfencing_timeout = \"60s\"\n{NODES}{DEVICE_D}delay_base = \"10s\"\ndelay_max = \"20s\"\ntimeouts = {{ off = \"30s\" }}\nretries = {{ off = 1 }}\n"
     );
@@ -431,11 +431,11 @@ fn delay_and_timeouts_exceed_fencing_timeout() {
         &toml,
         1,
         "device[d].timeouts.off",
-        "= 1m 30s is not below daemon.fencing_timeout = 1m",
+        "= 1m 20s is not below daemon.fencing_timeout = 1m",
     );
     // Exactly equal is not below either.
     let toml = format!(
-        "[daemon]\nfencing_timeout = \"60s\"\n{NODES}{DEVICE_D}timeouts = {{ off = \"30s\" }}\n"
+        "[daemon]\nfencing_timeout = \"60s\"\n{NODES}{DEVICE_D}timeouts = {{ off = \"30s\" }}\nretries = {{ off = 1 }}\n"
     );
     assert_problem(
         &toml,

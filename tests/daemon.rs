@@ -463,3 +463,90 @@ host_list = ["n1"]
         stderr(&out)
     );
 }
+
+const ONE_SLOW_NODE: &str = r#"
+[daemon]
+socket = "@DIR@/ironfenced.sock"
+state_dir = "@DIR@/state"
+verify_interval = "20ms"
+storm_max_share = 1.0
+[[node]]
+name = "n1"
+[[device]]
+name = "pdu"
+kind = "sim"
+host_list = ["n1"]
+timeouts = { off = "5s", on = "5s" }
+sim = { fault = "slow", slow_by = "300ms", state_file = "@DIR@/power.json" }
+"#;
+
+fn power_of(lab: &Lab) -> String {
+    let text = std::fs::read_to_string(lab.dir.path().join("power.json")).unwrap_or_default();
+    let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    v["n1"].as_str().unwrap_or("on").to_string()
+}
+
+#[test]
+fn an_off_never_races_a_reboot_of_the_same_node() {
+    let lab = Lab::new(ONE_SLOW_NODE);
+    let _d = lab.start();
+    let reboot = lab.cli_command(&["reboot", "n1"]).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(150));
+    // The off is queued behind the reboot, so its "fenced" is the final word.
+    let (code, v) = lab.json(&["off", "n1"]);
+    let reboot = reboot.wait_with_output().unwrap();
+    assert!(reboot.status.success());
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["outcome"]["result"], "fenced");
+    assert_eq!(
+        power_of(&lab),
+        "off",
+        "the node must stay off after an off reported fenced"
+    );
+}
+
+#[test]
+fn tolerance_is_only_covered_by_an_observed_compatible_fence() {
+    let lab = Lab::new(ONE_SLOW_NODE);
+    let _d = lab.start();
+    // A reboot leaves the node on: it does not cover a later off.
+    assert!(lab.cli(&["reboot", "n1"]).status.success());
+    let (_, v) = lab.json(&["--tolerance", "60", "off", "n1"]);
+    assert_eq!(v["outcome"]["result"], "fenced", "{v}");
+    assert_eq!(power_of(&lab), "off");
+    // The off covers a reboot within the window ...
+    let (_, v) = lab.json(&["--tolerance", "60", "reboot", "n1"]);
+    assert_eq!(v["outcome"]["result"], "tolerated", "{v}");
+    // ... and a tolerated request covers nothing after it: the last
+    // observed fence is still the off, not the tolerated reboot.
+    let (_, v) = lab.json(&["last", "n1"]);
+    assert_eq!(v["last"]["state"], "fenced");
+    assert_eq!(v["last"]["action"], "off");
+    let (_, v) = lab.json(&["history", "n1"]);
+    let states: Vec<&str> = v["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["fenced", "fenced", "tolerated"]);
+}
+
+#[test]
+fn confirm_during_a_fence_is_recorded_as_confirmed_not_observed() {
+    let lab = Lab::new(&ONE_SLOW_NODE.replace("300ms", "20s"));
+    let _d = lab.start();
+    let off = lab.cli_command(&["off", "n1"]).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(lab.cli(&["confirm", "n1"]).status.success());
+    let out = off.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, v) = lab.json(&["history", "n1"]);
+    for r in v["requests"].as_array().unwrap() {
+        assert_eq!(r["state"], "confirmed", "{v}");
+    }
+}

@@ -24,6 +24,8 @@ use std::fmt;
 pub mod exit {
     pub const OK: i32 = 0;
     pub const GENERIC_ERROR: i32 = 1;
+    /// Defined by fencing.py but never used by it (bad arguments exit 1);
+    /// we do the same, since 2 also means "off" to a status caller.
     pub const BAD_ARGS: i32 = 2;
     pub const LOGIN_DENIED: i32 = 3;
     pub const CONNECTION_LOST: i32 = 4;

@@ -138,7 +138,10 @@ pub async fn run(call: AgentCall<'_>) -> Result<AgentOutput, RunError> {
         agent: call.agent.to_path_buf(),
         source,
     })?;
-    let pid = child.id();
+    // Whatever happens to this future (finished, timed out, dropped by a
+    // caller's deadline or an aborted task), the agent's whole process
+    // group goes with it: no orphaned ipmitool switching power later.
+    let _group = GroupKill(child.id());
     let input = stdin_text(call.action, call.params, call.password);
     if let Some(mut stdin) = child.stdin.take() {
         // An agent that exits without reading stdin is not an error here.
@@ -147,16 +150,11 @@ pub async fn run(call: AgentCall<'_>) -> Result<AgentOutput, RunError> {
     }
     let out = tokio::time::timeout(call.timeout, child.wait_with_output()).await;
     match out {
-        Err(_) => {
-            if let Some(pid) = pid {
-                kill_group(pid);
-            }
-            Err(RunError::Timeout {
-                agent: call.agent.to_path_buf(),
-                action: call.action,
-                timeout: call.timeout,
-            })
-        }
+        Err(_) => Err(RunError::Timeout {
+            agent: call.agent.to_path_buf(),
+            action: call.action,
+            timeout: call.timeout,
+        }),
         Ok(Err(source)) => Err(RunError::Spawn {
             agent: call.agent.to_path_buf(),
             source,
@@ -172,6 +170,17 @@ pub async fn run(call: AgentCall<'_>) -> Result<AgentOutput, RunError> {
                 stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
                 elapsed: started.elapsed(),
             })
+        }
+    }
+}
+
+/// Kills the process group of the agent when dropped.
+struct GroupKill(Option<u32>);
+
+impl Drop for GroupKill {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            kill_group(pid);
         }
     }
 }
@@ -253,6 +262,37 @@ mod tests {
         assert!(read("stdin").contains("password=pa55-w0rd-XYZ"));
         assert!(!read("argv").contains("pa55"));
         assert!(!read("env").contains("pa55"));
+    }
+
+    /// An agent's children die with it when the caller gives up.
+    #[tokio::test]
+    async fn dropped_call_kills_the_process_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("fence_forks");
+        let marker = dir.path().join("late");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\n(sleep 1; touch {}) &\nsleep 30\n",
+                marker.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let call = run(AgentCall {
+            agent: &script,
+            action: AgentAction::On,
+            params: &[],
+            password: None,
+            timeout: Duration::from_secs(60),
+        });
+        // The caller's own deadline drops the future mid-run.
+        assert!(tokio::time::timeout(Duration::from_millis(300), call)
+            .await
+            .is_err());
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(!marker.exists(), "an orphaned child of the agent ran on");
     }
 
     #[tokio::test]

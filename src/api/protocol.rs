@@ -73,6 +73,31 @@ pub enum Request {
     },
 }
 
+impl Request {
+    /// The verb, for logs (requests can carry secrets: never log them whole).
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Request::Ping => "ping",
+            Request::Fence { .. } => "fence",
+            Request::Confirm { .. } => "confirm",
+            Request::Status { .. } => "status",
+            Request::Query { .. } => "query",
+            Request::Devices => "devices",
+            Request::Agents => "agents",
+            Request::Metadata { .. } => "metadata",
+            Request::Targets { .. } => "targets",
+            Request::Monitor { .. } => "monitor",
+            Request::Validate { .. } => "validate",
+            Request::History { .. } => "history",
+            Request::Last { .. } => "last",
+            Request::LevelAdd { .. } => "level add",
+            Request::LevelRemove { .. } => "level remove",
+            Request::DeviceAdd { .. } => "device add",
+            Request::DeviceRemove { .. } => "device remove",
+        }
+    }
+}
+
 /// A successful reply.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

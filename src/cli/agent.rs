@@ -27,13 +27,13 @@ pub fn run(kind: &str, args: &[String]) -> i32 {
             "Failed: unknown agent kind `{kind}`; kinds: {}",
             spec::KINDS.join(", ")
         );
-        return exit::BAD_ARGS;
+        return exit::GENERIC_ERROR;
     };
     let parsed = if args.is_empty() {
         let mut text = String::new();
         if let Err(e) = std::io::stdin().read_to_string(&mut text) {
             eprintln!("Failed: cannot read options from stdin: {e}");
-            return exit::BAD_ARGS;
+            return exit::GENERIC_ERROR;
         }
         options::parse_stdin(&specs, &text)
     } else {
@@ -43,7 +43,7 @@ pub fn run(kind: &str, args: &[String]) -> i32 {
         Ok(o) => o,
         Err(e) => {
             eprintln!("Failed: {e}");
-            return exit::BAD_ARGS;
+            return exit::GENERIC_ERROR;
         }
     };
     let name = format!("fence_ironfence_{kind}");
@@ -58,7 +58,7 @@ pub fn run(kind: &str, args: &[String]) -> i32 {
     let action_text = opts.get("action").unwrap_or("reboot");
     let Some(action) = AgentAction::parse(action_text) else {
         eprintln!("Failed: unknown action `{action_text}`; use on, off, reboot, status, list, list-status, monitor, metadata, validate-all or manpage");
-        return exit::BAD_ARGS;
+        return exit::GENERIC_ERROR;
     };
     let Some(md) = crate::api::server::our_metadata(kind) else {
         return exit::GENERIC_ERROR;
@@ -83,7 +83,7 @@ pub fn run(kind: &str, args: &[String]) -> i32 {
         eprintln!(
             "Failed: You have to enter plug number or machine identification (-n/--plug or plug=)"
         );
-        return exit::BAD_ARGS;
+        return exit::GENERIC_ERROR;
     }
     let mut ipmi = None;
     let device: Arc<dyn PowerDevice> = match kind {
@@ -96,10 +96,10 @@ pub fn run(kind: &str, args: &[String]) -> i32 {
             }
             Err(why) => {
                 eprintln!("Failed: {why}");
-                return exit::BAD_ARGS;
+                return exit::GENERIC_ERROR;
             }
         },
-        _ => return exit::BAD_ARGS,
+        _ => return exit::GENERIC_ERROR,
     };
     if action == AgentAction::ValidateAll {
         return exit::OK;
@@ -215,47 +215,63 @@ fn ipmi_device(opts: &Options) -> Result<IpmiDevice, String> {
     ))
 }
 
-/// `method=cycle`: one Chassis Control power cycle (power on if the machine
-/// is off, which fence_ipmilan gets wrong), then power read back as on.
-/// The off in between is not observable: stderr says so.
+/// `method=cycle`: one Chassis Control power cycle (or power on, if the
+/// machine is already off — which fence_ipmilan gets wrong), and success
+/// only when the off was observed: the machine read back as off before the
+/// command (already off), or during the cycle, and then as on. A BMC that
+/// cycles too fast to ever read back off fails with a clear error: use
+/// method=onoff there.
 async fn cycle(dev: &IpmiDevice, opts: &Options) -> i32 {
     let op = Duration::from_secs_f64(
         opts.seconds("login_timeout", 5.0) + opts.seconds("shell_timeout", 3.0),
     );
     let power_timeout = Duration::from_secs_f64(opts.seconds("power_timeout", 20.0));
-    let delay = Duration::from_secs_f64(opts.seconds("delay", 0.0));
-    tokio::time::sleep(delay).await;
+    tokio::time::sleep(Duration::from_secs_f64(opts.seconds("delay", 0.0))).await;
     let fail = |e: PowerError| {
         eprintln!("Failed: {e}");
         code_for(&e)
     };
-    let action = match tokio::time::timeout(op, dev.status("")).await {
-        Err(_) => {
-            return fail(PowerError::Timeout {
+    let read = || async {
+        match tokio::time::timeout(op, dev.status("")).await {
+            Err(_) => Err(PowerError::Timeout {
                 device: dev.name().into(),
                 what: "status".into(),
                 after: op,
-            })
+            }),
+            Ok(r) => r,
         }
-        Ok(Err(e)) => return fail(e),
-        Ok(Ok(PowerState::Off)) => ChassisAction::PowerOn,
-        Ok(Ok(_)) => ChassisAction::PowerCycle,
+    };
+    let mut seen_off = match read().await {
+        Err(e) => return fail(e),
+        Ok(s) => s == PowerState::Off,
+    };
+    let action = if seen_off {
+        ChassisAction::PowerOn
+    } else {
+        ChassisAction::PowerCycle
     };
     if let Err(e) = dev.chassis(action, op).await {
         return fail(e);
     }
     let deadline = tokio::time::Instant::now() + power_timeout + op;
     loop {
-        if let Ok(Ok(PowerState::On)) = tokio::time::timeout(op, dev.status("")).await {
-            break;
+        match read().await {
+            Ok(PowerState::Off) => seen_off = true,
+            Ok(PowerState::On) if seen_off => break,
+            _ => {}
         }
         if tokio::time::Instant::now() >= deadline {
-            eprintln!("Failed: Timed out waiting to power ON after a power cycle");
-            return exit::WAITING_ON;
+            if seen_off {
+                eprintln!("Failed: Timed out waiting to power ON after the power cycle (the machine was read back off)");
+                // Observed off: fenced, as fence-agents' reboot reports too.
+                println!("Success: Rebooted");
+                return exit::OK;
+            }
+            eprintln!("Failed: the BMC accepted a {} but the machine was never read back off: not fenced (use method=onoff for this BMC)", action.name());
+            return exit::WAITING_OFF;
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    eprintln!("warning: method=cycle: the BMC accepted a {}; the off state in between cannot be read back (use method=onoff for a verified off)", action.name());
     println!("Success: Rebooted");
     exit::OK
 }

@@ -144,6 +144,7 @@ fn describe(r: &HistoryRecord) -> String {
         Event::Failed { reason, .. } => format!("FAILED: {reason}"),
         Event::Refused { reason, .. } => format!("REFUSED: {reason}"),
         Event::Confirmed { by } => format!("confirmed by {by}"),
+        Event::Tolerated { reason, .. } => format!("TOLERATED: {reason}"),
         Event::Interrupted { reason } => format!("INTERRUPTED: {reason}"),
     }
 }

@@ -10,7 +10,8 @@ const DEFAULT_FENCING_TIMEOUT: Duration = Duration::from_secs(120);
 const DEFAULT_VERIFY_INTERVAL: Duration = Duration::from_millis(500);
 const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(20);
-const DEFAULT_OFF_RETRIES: u32 = 1;
+/// Pacemaker's `pcmk_off_retries` default.
+const DEFAULT_OFF_RETRIES: u32 = 2;
 const MAX_RETRIES: i64 = 10;
 
 /// Collects problems under a key prefix.
@@ -140,13 +141,13 @@ pub(super) fn parse(text: &str) -> Result<Config, Vec<Problem>> {
         let worst = d
             .delay
             .base
-            .saturating_add(d.delay.max)
+            .max(d.delay.max)
             .saturating_add(d.timeouts.off.saturating_mul(d.retries.off + 1));
         if worst >= daemon.fencing_timeout {
             p.add(
                 format!("device[{}].timeouts.off", d.name),
                 format!(
-                    "delay_base + delay_max + timeouts.off x (retries.off + 1) = {} is not below daemon.fencing_timeout = {}, so no later level could ever run",
+                    "max(delay_base, delay_max) + timeouts.off x (retries.off + 1) = {} is not below daemon.fencing_timeout = {}, so no later level could ever run",
                     humantime::format_duration(worst),
                     humantime::format_duration(daemon.fencing_timeout)
                 ),
@@ -573,6 +574,44 @@ fn device_checked(
                 format!("{key}.host_map.{n}"),
                 "empty plug name",
                 "map the node to the device's port/plug name",
+            );
+        }
+    }
+    let mut plugs: Vec<&String> = map.values().collect();
+    plugs.sort();
+    if plugs.windows(2).any(|w| w[0] == w[1]) {
+        p.add(
+            format!("{key}.host_map"),
+            "two nodes map to the same plug: fencing one would power off the other",
+            "give every node its own plug",
+        );
+    }
+    if let DeviceKind::Ipmi(_) = &kind {
+        let named: std::collections::BTreeSet<&String> = list.iter().chain(map.keys()).collect();
+        if named.len() != 1 {
+            p.add(
+                format!("{key}.host_list"),
+                format!(
+                    "an IPMI device (one BMC) must fence exactly one node; it names {}",
+                    named.len()
+                ),
+                "set host_list = [\"the-node-this-BMC-belongs-to\"] and define one device per BMC",
+            );
+        }
+        if matches!(raw.host_check.as_deref(), Some(c) if c != "static-list") {
+            p.add(
+                format!("{key}.host_check"),
+                "an IPMI device only fences the node in its host_list",
+                "remove host_check (static-list is the only choice for a BMC)",
+            );
+        }
+    }
+    if let DeviceKind::Agent(_) = &kind {
+        if list.is_empty() && map.is_empty() && raw.host_check.is_none() {
+            p.add(
+                format!("{key}.host_list"),
+                "no host_list or host_map, and no host_check: which nodes may this device fence?",
+                "list them in host_list (or set host_check = \"dynamic-list\" if the agent's list action names them)",
             );
         }
     }

@@ -1,6 +1,6 @@
 //! The fencer task and the execution of one request.
 
-use super::history::{now_ms, summarise, Event, HistoryLog, HistoryRecord, RequestSummary};
+use super::history::{now_ms, Event, HistoryLog, HistoryRecord, RequestSummary, Summaries};
 use super::request::{FenceAction, FenceOutcome, FenceRequest, FenceResult, Step};
 use super::topology::{PlannedLevel, Topology};
 use super::FencerError;
@@ -8,7 +8,7 @@ use crate::config::{Config, DeviceConfig, HostCheck, Level, StormGuard};
 use crate::power::{self, verify, PowerDevice, PowerError, PowerState};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot, Mutex, Semaphore};
@@ -48,6 +48,8 @@ pub struct DeviceStatus {
     pub state: Option<PowerState>,
     pub error: Option<String>,
 }
+
+type Reply = oneshot::Sender<Result<FenceOutcome, FencerError>>;
 
 enum Msg {
     Fence(
@@ -132,6 +134,8 @@ impl Fencer {
         let (events, _) = broadcast::channel(1024);
         let engine = Engine {
             next_id: history.max_request() + 1,
+            summaries: Summaries::from_records(history.records()),
+            queued: HashMap::new(),
             history,
             registry: Arc::new(registry),
             topology: Arc::new(Topology {
@@ -374,6 +378,9 @@ struct InFlight {
 
 struct Engine {
     history: HistoryLog,
+    summaries: Summaries,
+    /// Requests waiting for an earlier request of the same target to end.
+    queued: HashMap<String, VecDeque<(FenceRequest, Reply)>>,
     next_id: u64,
     registry: Arc<Registry>,
     topology: Arc<Topology>,
@@ -397,10 +404,10 @@ impl Engine {
                 Msg::Record(r) => self.record(r),
                 Msg::Done(id, outcome) => self.done(id, outcome),
                 Msg::History(target, reply) => {
-                    let all = summarise(self.history.records());
+                    let all = self.summaries.all().iter();
                     let _ = reply.send(match target {
-                        Some(t) => all.into_iter().filter(|s| s.target == t).collect(),
-                        None => all,
+                        Some(t) => all.filter(|s| s.target == t).cloned().collect(),
+                        None => all.cloned().collect(),
                     });
                 }
                 Msg::Records(id, reply) => {
@@ -438,6 +445,7 @@ impl Engine {
     }
 
     fn record(&mut self, r: HistoryRecord) {
+        self.summaries.apply(&r);
         if let Err(e) = self.history.append(r.clone()) {
             error!(cause = %e, "could not write fencing history");
         }
@@ -453,11 +461,7 @@ impl Engine {
         });
     }
 
-    fn fence(
-        &mut self,
-        req: FenceRequest,
-        reply: oneshot::Sender<Result<FenceOutcome, FencerError>>,
-    ) {
+    fn fence(&mut self, req: FenceRequest, reply: Reply) {
         if !self.topology.knows_node(&req.target) {
             let _ = reply.send(Err(FencerError::NoSuchNode(req.target)));
             return;
@@ -471,6 +475,19 @@ impl Engine {
             f.waiters.push(reply);
             return;
         }
+        // One request per node at a time: an off must never race a reboot's
+        // power-on. Others wait their turn, in order.
+        if self.inflight.values().any(|f| f.target == req.target) {
+            self.queued
+                .entry(req.target.clone())
+                .or_default()
+                .push_back((req, reply));
+            return;
+        }
+        self.start(req, reply);
+    }
+
+    fn start(&mut self, req: FenceRequest, reply: Reply) {
         let id = self.next_id;
         self.next_id += 1;
         self.emit(
@@ -487,6 +504,7 @@ impl Engine {
         if req.action != FenceAction::On {
             if let Some(done) = self.tolerated(id, &req) {
                 let _ = reply.send(Ok(done));
+                self.start_queued(&req.target);
                 return;
             }
             if let Some(reason) = self.storm_refusal(&req) {
@@ -505,6 +523,7 @@ impl Engine {
                     0,
                     reason,
                 )));
+                self.start_queued(&req.target);
                 return;
             }
         }
@@ -539,70 +558,105 @@ impl Engine {
         );
     }
 
+    /// Start the next queued request of `target`, if any.
+    fn start_queued(&mut self, target: &str) {
+        if self.inflight.values().any(|f| f.target == target) {
+            return;
+        }
+        let next = self.queued.get_mut(target).and_then(VecDeque::pop_front);
+        if self.queued.get(target).is_some_and(VecDeque::is_empty) {
+            self.queued.remove(target);
+        }
+        if let Some((req, reply)) = next {
+            self.fence(req, reply);
+        }
+    }
+
+    /// Whether an observed (or confirmed) fence of the target within
+    /// `--tolerance` already covers this request. An off is covered only by
+    /// an off or a confirm (a reboot leaves the node on); a reboot by any of
+    /// them. Tolerated requests never cover later ones.
     fn tolerated(&mut self, id: u64, req: &FenceRequest) -> Option<FenceOutcome> {
         if req.tolerance.is_zero() {
             return None;
         }
         let now = now_ms();
         let window = req.tolerance.as_millis() as u64;
-        let prior = summarise(self.history.records())
-            .into_iter()
+        let covers = |s: &RequestSummary| {
+            matches!(
+                (s.state.as_str(), s.action, req.action),
+                ("confirmed", _, _)
+                    | ("fenced", Some(FenceAction::Off), _)
+                    | ("fenced", Some(FenceAction::Reboot), FenceAction::Reboot)
+            )
+        };
+        let prior = self
+            .summaries
+            .all()
+            .iter()
             .rev()
-            .find(|s| {
-                s.target == req.target
-                    && s.fenced()
-                    && s.action != Some(FenceAction::On)
-                    && s.finished_ms
-                        .is_some_and(|f| now.saturating_sub(f) <= window)
-            })?;
-        let how = format!(
-            "already fenced by request {} {} s ago (within --tolerance)",
+            .filter(|s| s.target == req.target)
+            .find(|s| s.finished_ms.is_some() && s.state != "tolerated" && s.state != "pending")?
+            .clone();
+        let finished = prior.finished_ms?;
+        // A clock that stepped back (finished "in the future") proves nothing.
+        if !covers(&prior) || finished > now || now - finished > window {
+            return None;
+        }
+        let reason = format!(
+            "{} by request {} {:.1} s ago covers this {} (within --tolerance)",
+            if prior.state == "confirmed" {
+                "confirmed down"
+            } else {
+                "fenced"
+            },
             prior.request,
-            now.saturating_sub(prior.finished_ms.unwrap_or(now)) / 1000
+            (now - finished) as f64 / 1000.0,
+            req.action
         );
         self.emit(
             id,
             &req.target,
-            Event::Succeeded {
+            Event::Tolerated {
                 action: req.action,
-                level: None,
-                devices: vec![],
-                ms: 0,
-                how: how.clone(),
-                warning: None,
+                prior: prior.request,
+                reason: reason.clone(),
             },
         );
-        Some(without_devices(req, id, FenceResult::Tolerated, 0, how))
+        Some(without_devices(req, id, FenceResult::Tolerated, 0, reason))
     }
 
+    /// The fence-storm guard: refuse (unless forced) when this request would
+    /// make more than ceil(storm_max_share x nodes) distinct nodes fenced or
+    /// being fenced within the storm window.
     fn storm_refusal(&self, req: &FenceRequest) -> Option<String> {
         let nodes = self.topology.nodes.len();
         if req.force || nodes == 0 {
             return None;
         }
-        let limit = ((self.storm.max_share * nodes as f64).floor() as usize).max(1);
+        let limit = ((self.storm.max_share * nodes as f64).ceil() as usize).max(1);
         let now = now_ms();
         let window = self.storm.window.as_millis() as u64;
-        let mut targets: Vec<String> = self
+        let mut targets: Vec<&str> = self
             .inflight
             .values()
             .filter(|f| f.action != FenceAction::On)
-            .map(|f| f.target.clone())
+            .map(|f| f.target.as_str())
             .collect();
-        for s in summarise(self.history.records()) {
+        for s in self.summaries.all() {
             if s.state == "fenced"
-                && s.finished_ms
-                    .is_some_and(|f| now.saturating_sub(f) <= window)
+                && s.action != Some(FenceAction::On)
+                && s.finished_ms.is_some_and(|f| f <= now && now - f <= window)
             {
-                targets.push(s.target);
+                targets.push(&s.target);
             }
         }
-        targets.push(req.target.clone());
+        targets.push(&req.target);
         targets.sort();
         targets.dedup();
         (targets.len() > limit).then(|| {
             format!(
-                "fence-storm guard: fencing {} would make {} of {} nodes fenced within {} (limit {} = storm_max_share {}); a human may override with --force",
+                "fence-storm guard: fencing {} would make {} of {} nodes fenced within {} (limit {} = storm_max_share {} of the nodes); a human may override with --force",
                 req.target,
                 targets.len(),
                 nodes,
@@ -631,19 +685,11 @@ impl Engine {
         for pid in pending {
             if let Some(f) = self.inflight.remove(&pid) {
                 f.task.abort();
-                let how = format!("confirmed down by {by} while in flight (request {id})");
-                self.emit(
-                    pid,
-                    target,
-                    Event::Succeeded {
-                        action: f.action,
-                        level: None,
-                        devices: vec![],
-                        ms: f.started.elapsed().as_millis() as u64,
-                        how: how.clone(),
-                        warning: None,
-                    },
+                let how = format!(
+                    "confirmed down by {by} while in flight (request {id}); power not observed"
                 );
+                // Recorded as a human's word, never as an observed fence.
+                self.emit(pid, target, Event::Confirmed { by: by.to_string() });
                 for w in f.waiters {
                     let _ = w.send(Ok(FenceOutcome {
                         request: pid,
@@ -659,6 +705,7 @@ impl Engine {
                 }
             }
         }
+        self.start_queued(target);
         Ok(FenceOutcome {
             request: id,
             target: target.to_string(),
@@ -702,9 +749,15 @@ impl Engine {
         for w in f.waiters {
             let _ = w.send(Ok(out.clone()));
         }
+        self.start_queued(&out.target);
     }
 
     fn interrupt_all(&mut self, reason: &str) {
+        for (_, waiting) in self.queued.drain() {
+            for (_, reply) in waiting {
+                let _ = reply.send(Err(FencerError::Stopped));
+            }
+        }
         let ids: Vec<u64> = self.inflight.keys().copied().collect();
         for id in ids {
             if let Some(f) = self.inflight.remove(&id) {
@@ -890,7 +943,7 @@ async fn plan(reg: &Registry, topo: &Topology, target: &str) -> Vec<PlannedLevel
     for (name, e) in reg {
         if can_fence(e, target).await.is_ok() {
             out.push(PlannedLevel {
-                index: out.len() as u8 + 1,
+                index: u8::try_from(out.len() + 1).unwrap_or(u8::MAX),
                 devices: vec![name.clone()],
                 implicit: true,
             });
@@ -948,7 +1001,16 @@ impl Exec {
             .await;
             tokio::time::sleep(req.delay).await;
         }
-        let levels = plan(&self.registry, &self.topology, &req.target).await;
+        let Ok(levels) =
+            tokio::time::timeout_at(deadline, plan(&self.registry, &self.topology, &req.target))
+                .await
+        else {
+            let msg = format!(
+                "{} of {}: no device answered its capability check before the deadline",
+                req.action, req.target
+            );
+            return without_devices(req, self.id, FenceResult::TimedOut, ms(), msg);
+        };
         if levels.is_empty() {
             let msg = format!(
                 "no device can fence {}: add a [[level]] for it or a device with it in host_list",
@@ -970,10 +1032,17 @@ impl Exec {
             for d in &level.devices {
                 match self.registry.get(d) {
                     None => unusable = Some(format!("device {d} is not registered")),
-                    Some(e) => match can_fence(e, &req.target).await {
-                        Ok(()) => entries.push(e.clone()),
-                        Err(why) => unusable = Some(why),
-                    },
+                    Some(e) => {
+                        match tokio::time::timeout_at(deadline, can_fence(e, &req.target)).await {
+                            Ok(Ok(())) => entries.push(e.clone()),
+                            Ok(Err(why)) => unusable = Some(why),
+                            Err(_) => {
+                                unusable = Some(format!(
+                                    "{d}: capability check ran into the request deadline"
+                                ))
+                            }
+                        }
+                    }
                 }
             }
             if let Some(why) = unusable {
@@ -1077,7 +1146,7 @@ impl Exec {
         reasons.push(format!("level {level}: {why}"));
     }
 
-    /// `delay_base + random(0..delay_max)`, the largest of the level's
+    /// `delay_base + random(0..=delay_max - delay_base)`, the largest of the level's
     /// devices, once per request, before the first level that can act.
     async fn race_delay(&self, entries: &[Arc<DeviceEntry>], deadline: Instant) {
         let mut best: Option<(Duration, &str)> = None;
@@ -1086,10 +1155,13 @@ impl Exec {
             if d.base.is_zero() && d.max.is_zero() {
                 continue;
             }
-            let random = if d.max.is_zero() {
+            // Pacemaker's meaning: base, plus a random part that keeps the
+            // total at or below delay_max.
+            let room = d.max.saturating_sub(d.base);
+            let random = if room.is_zero() {
                 Duration::ZERO
             } else {
-                rand::thread_rng().gen_range(Duration::ZERO..=d.max)
+                rand::thread_rng().gen_range(Duration::ZERO..=room)
             };
             let total = d.base + random;
             if best.is_none_or(|(b, _)| total > b) {

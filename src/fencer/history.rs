@@ -10,7 +10,7 @@
 use super::request::{FenceAction, Step};
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -100,6 +100,12 @@ pub enum Event {
     Confirmed {
         by: String,
     },
+    /// Nothing done: an observed fence within `--tolerance` covers it.
+    Tolerated {
+        action: FenceAction,
+        prior: u64,
+        reason: String,
+    },
     Interrupted {
         reason: String,
     },
@@ -114,6 +120,7 @@ impl Event {
                 | Event::Failed { .. }
                 | Event::Refused { .. }
                 | Event::Confirmed { .. }
+                | Event::Tolerated { .. }
                 | Event::Interrupted { .. }
         )
     }
@@ -142,44 +149,45 @@ pub struct HistoryLog {
 }
 
 impl HistoryLog {
-    /// Open (creating the directory and file) and load the history.
+    /// Open (creating the directory 0700 and the file 0600) and load the history.
     pub fn open(state_dir: &Path) -> Result<HistoryLog, HistoryError> {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
         let path = state_dir.join("history.jsonl");
         let io = |source| HistoryError::Io {
             path: path.clone(),
             source,
         };
-        std::fs::create_dir_all(state_dir).map_err(io)?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(state_dir)
+            .map_err(io)?;
         let mut file = OpenOptions::new()
             .read(true)
             .append(true)
             .create(true)
+            .mode(0o600)
             .open(&path)
             .map_err(io)?;
+        let mut bytes = Vec::new();
+        file.seek(SeekFrom::Start(0)).map_err(io)?;
+        file.read_to_end(&mut bytes).map_err(io)?;
         let mut records = Vec::new();
         let mut skipped = 0;
-        file.seek(SeekFrom::Start(0)).map_err(io)?;
-        for line in BufReader::new(&file).lines() {
-            let line = line.map_err(io)?;
-            if line.trim().is_empty() {
+        // Split bytes, not text: a torn line may end inside a UTF-8 sequence.
+        for line in bytes.split(|b| *b == b'\n') {
+            if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            match serde_json::from_str::<HistoryRecord>(&line) {
+            match serde_json::from_slice::<HistoryRecord>(line) {
                 Ok(r) => records.push(r),
                 Err(_) => skipped += 1,
             }
         }
         // A torn last line has no newline: end it so the next record starts clean.
-        let len = file.metadata().map_err(io)?.len();
-        if len > 0 {
-            let mut last = [0u8; 1];
-            let mut reader = &file;
-            reader.seek(SeekFrom::Start(len - 1)).map_err(io)?;
-            reader.read_exact(&mut last).map_err(io)?;
-            if last[0] != b'\n' {
-                file.write_all(b"\n").map_err(io)?;
-                file.sync_data().map_err(io)?;
-            }
+        if bytes.last().is_some_and(|b| *b != b'\n') {
+            file.write_all(b"\n").map_err(io)?;
+            file.sync_data().map_err(io)?;
         }
         Ok(HistoryLog {
             path,
@@ -253,14 +261,36 @@ impl RequestSummary {
     }
 }
 
-/// Summaries of every request, oldest first.
-pub fn summarise(records: &[HistoryRecord]) -> Vec<RequestSummary> {
-    let mut out: Vec<RequestSummary> = Vec::new();
-    for r in records {
-        let idx = match out.iter().position(|s| s.request == r.request) {
-            Some(i) => i,
+/// Request summaries, kept up to date record by record.
+#[derive(Debug, Default, Clone)]
+pub struct Summaries {
+    list: Vec<RequestSummary>,
+    index: std::collections::HashMap<u64, usize>,
+}
+
+impl Summaries {
+    pub fn from_records(records: &[HistoryRecord]) -> Summaries {
+        let mut s = Summaries::default();
+        for r in records {
+            s.apply(r);
+        }
+        s
+    }
+
+    pub fn all(&self) -> &[RequestSummary] {
+        &self.list
+    }
+
+    pub fn get(&self, request: u64) -> Option<&RequestSummary> {
+        self.index.get(&request).map(|i| &self.list[*i])
+    }
+
+    /// Fold one record in.
+    pub fn apply(&mut self, r: &HistoryRecord) {
+        let idx = match self.index.get(&r.request) {
+            Some(i) => *i,
             None => {
-                out.push(RequestSummary {
+                self.list.push(RequestSummary {
                     request: r.request,
                     target: r.target.clone(),
                     action: None,
@@ -272,10 +302,11 @@ pub fn summarise(records: &[HistoryRecord]) -> Vec<RequestSummary> {
                     devices: Vec::new(),
                     detail: String::new(),
                 });
-                out.len() - 1
+                self.index.insert(r.request, self.list.len() - 1);
+                self.list.len() - 1
             }
         };
-        let s = &mut out[idx];
+        let s = &mut self.list[idx];
         match &r.event {
             Event::Requested { action, origin, .. } => {
                 s.action = Some(*action);
@@ -313,6 +344,11 @@ pub fn summarise(records: &[HistoryRecord]) -> Vec<RequestSummary> {
                 s.detail = reason.clone();
                 s.finished_ms = Some(r.ts_ms);
             }
+            Event::Tolerated { reason, .. } => {
+                s.state = "tolerated".into();
+                s.detail = reason.clone();
+                s.finished_ms = Some(r.ts_ms);
+            }
             Event::Confirmed { by } => {
                 s.state = "confirmed".into();
                 if s.action.is_none() {
@@ -330,7 +366,11 @@ pub fn summarise(records: &[HistoryRecord]) -> Vec<RequestSummary> {
             _ => {}
         }
     }
-    out
+}
+
+/// Summaries of every request, oldest first.
+pub fn summarise(records: &[HistoryRecord]) -> Vec<RequestSummary> {
+    Summaries::from_records(records).list
 }
 
 #[cfg(test)]

@@ -172,7 +172,19 @@ impl PowerDevice for AgentDevice {
         let out = self.call(AgentAction::Status, Some(plug)).await?;
         match out.code {
             exit::STATUS_ON => Ok(PowerState::On),
-            exit::STATUS_OFF => Ok(PowerState::Off),
+            // 2 is "off" only with the agent saying so: some agents exit 2
+            // for bad arguments, and an error must never read as off.
+            exit::STATUS_OFF if out.stdout.to_ascii_uppercase().contains("OFF") => {
+                Ok(PowerState::Off)
+            }
+            exit::STATUS_OFF => Err(PowerError::Agent {
+                device: self.name.clone(),
+                detail: format!(
+                    "{} -o status exited 2 without printing \"Status: OFF\" ({}); not taken as off",
+                    self.agent,
+                    out.reason()
+                ),
+            }),
             _ => Err(self.failure(AgentAction::Status, &out)),
         }
     }
