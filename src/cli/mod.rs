@@ -9,6 +9,7 @@
 mod agent;
 mod demo;
 mod output;
+mod sim;
 
 use crate::api::client::{self, ClientError};
 use crate::api::protocol::{ErrorKind, Reply, Request};
@@ -114,6 +115,9 @@ enum Command {
     },
     /// A 3-controller cluster with simulated BMCs: a failure, a fence, the timeline.
     Demo,
+    /// Run a simulated BMC in the foreground (labs, interoperability tests).
+    #[command(subcommand)]
+    Sim(sim::SimCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -175,7 +179,7 @@ pub fn main() -> ExitCode {
                     "usage: ironfence agent KIND [fence agent options]; kinds: {}",
                     crate::agent::spec::KINDS.join(", ")
                 );
-                ExitCode::from(crate::agent::exit::BAD_ARGS as u8)
+                ExitCode::from(crate::agent::exit::GENERIC_ERROR as u8)
             }
         };
     }
@@ -258,6 +262,7 @@ async fn run(cli: Cli) -> u8 {
     let request = match &cli.command {
         Command::Demo => return demo::run(cli.output).await,
         Command::Agent { .. } => return exit::USAGE, // handled in main()
+        Command::Sim(cmd) => return sim::run(cmd).await,
         Command::Config(ConfigCommand::Check) => {
             let path = cli
                 .config

@@ -9,6 +9,7 @@
 //!
 //! This module is a leaf; `power::sim` adapts it to `PowerDevice`.
 
+pub mod ipmi;
 use crate::config::SimFault;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
