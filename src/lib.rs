@@ -14,7 +14,7 @@
 //! | [`fencer`]  | topology, device selection, delays, retries, history; one task owns the queue |
 //! | [`power`]   | the `PowerDevice` trait, one adapter per device kind, verify-until-observed |
 //! | [`agent`]   | the ClusterLabs fence agent API: stdin options, metadata XML, exit codes, running external agents |
-//! | [`sim`]     | simulated BMCs with fault injection (slow, silent, refuses, lies) |
+//! | [`sim`]     | simulated BMCs with fault injection (slow, silent, refuses, lies), in-process and as an RMCP+ server |
 //! | [`secret`]  | credentials that are never printed                               |
 //! | [`exit`]    | the documented process exit codes                                |
 //!

@@ -1,9 +1,11 @@
-//! `ironfence demo`: a 3-controller cluster on simulated BMCs, run by a
-//! real `ironfenced` (in-process, on a socket in a temp dir). controller-1
-//! stops answering and its BMC goes silent with it; the fence request goes
-//! through the API socket, level 1 (its BMC) times out, level 2 (the rack
-//! PDU) powers it off, verifies, powers it on; the timeline and the history
-//! are printed. No root, no network, nothing installed.
+//! `ironfence demo`: a 3-controller cluster run by a real `ironfenced`
+//! (in-process, on a socket in a temp dir). Level 1 is each controller's
+//! BMC, reached over real IPMI v2.0 (RMCP+) on 127.0.0.1 from our own
+//! client to our simulated BMCs; level 2 is a simulated rack PDU.
+//! controller-1 stops answering and its BMC goes silent with it; the fence
+//! request goes through the API socket, level 1 times out, level 2 powers
+//! the outlet off, verifies, powers it on; the timeline and the history are
+//! printed. No root, nothing installed, traffic only on loopback.
 
 use super::output::{record_line, summary_line};
 use super::OutputFormat;
@@ -13,9 +15,11 @@ use crate::config::Config;
 use crate::exit;
 use crate::fencer::history::Event;
 use crate::fencer::{FenceAction, HistoryRecord};
+use crate::ipmi::Privilege;
 use crate::node::Daemon;
 use crate::power::sim::{bmc_for, SimDevice};
 use crate::power::PowerDevice;
+use crate::sim::ipmi::{IpmiFault, IpmiSimConfig, IpmiSimServer, SimUser};
 use crate::sim::SimBmc;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -41,29 +45,41 @@ name = "controller-3"
 id = 3
 attributes = { rack = "r1", role = "openstack-controller" }
 
-# Level 1: each controller's own BMC. controller-1's is silent (its
-# management network is down together with the node).
+# Level 1: each controller's own BMC, over IPMI (RMCP+) to simulated BMCs
+# on 127.0.0.1. controller-1's is silent (its management network is down
+# together with the node).
 [[device]]
 name = "bmc-controller-1"
-kind = "sim"
+kind = "ipmi"
+address = "127.0.0.1"
+username = "admin"
+password = "demo-secret"
 host_list = ["controller-1"]
 delay_base = "100ms"
 delay_max = "400ms"
 timeouts = { off = "1s", on = "1s" }
 retries = { off = 1 }
-sim = { fault = "silent" }
+ipmi = { port = @PORT1@, retransmit = "100ms" }
 
 [[device]]
 name = "bmc-controller-2"
-kind = "sim"
+kind = "ipmi"
+address = "127.0.0.1"
+username = "admin"
+password = "demo-secret"
 host_list = ["controller-2"]
 timeouts = { off = "1s", on = "1s" }
+ipmi = { port = @PORT2@, retransmit = "100ms" }
 
 [[device]]
 name = "bmc-controller-3"
-kind = "sim"
+kind = "ipmi"
+address = "127.0.0.1"
+username = "admin"
+password = "demo-secret"
 host_list = ["controller-3"]
 timeouts = { off = "1s", on = "1s" }
+ipmi = { port = @PORT3@, retransmit = "100ms" }
 
 # Level 2: the switched PDU of rack r1, one outlet per controller.
 [[device]]
@@ -158,7 +174,37 @@ pub async fn run(format: OutputFormat) -> u8 {
             return exit::ERROR;
         }
     };
-    let text = CONFIG.replace("@DIR@", &dir.path().display().to_string());
+    // One simulated BMC per controller, speaking RMCP+ on 127.0.0.1.
+    let mut bmcs = Vec::new();
+    for i in 1..=3 {
+        let listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        let mut cfg = IpmiSimConfig::new(
+            listen,
+            vec![SimUser::new(
+                "admin",
+                "demo-secret",
+                Privilege::Administrator,
+            )],
+        );
+        cfg.machine = format!("controller-{i}");
+        if i == 1 {
+            cfg.fault = IpmiFault::Silent;
+        }
+        match IpmiSimServer::start(cfg).await {
+            Ok(s) => bmcs.push(s),
+            Err(e) => {
+                eprintln!("demo: cannot start a simulated BMC on 127.0.0.1: {e}");
+                return exit::ERROR;
+            }
+        }
+    }
+    let mut text = CONFIG.replace("@DIR@", &dir.path().display().to_string());
+    for (i, b) in bmcs.iter().enumerate() {
+        text = text.replace(
+            &format!("@PORT{}@", i + 1),
+            &b.local_addr().port().to_string(),
+        );
+    }
     let config = match Config::parse(&text, "demo config") {
         Ok(c) => c,
         Err(e) => {
@@ -179,7 +225,14 @@ pub async fn run(format: OutputFormat) -> u8 {
     if text_mode {
         println!("ironfence demo — 3 OpenStack controllers, simulated BMCs, one rack PDU");
         println!("  work dir: {}", dir.path().display());
-        println!("  level 1: each controller's BMC   level 2: pdu-rack1 (outlet per controller)");
+        for (i, b) in bmcs.iter().enumerate() {
+            println!(
+                "  bmc-controller-{}: IPMI v2.0 (RMCP+) simulator on {}",
+                i + 1,
+                b.local_addr()
+            );
+        }
+        println!("  level 1: each controller's BMC over IPMI   level 2: pdu-rack1 (outlet per controller)");
         println!();
     }
     let daemon = match Daemon::start(&config, overrides).await {
@@ -251,6 +304,10 @@ pub async fn run(format: OutputFormat) -> u8 {
             .map(|s| format!("{s:?}").to_lowercase())
             .unwrap_or_else(|| "?".into())
     };
+    let bmc1 = bmcs.first().map(|b| b.stats());
+    for b in bmcs {
+        b.shutdown().await;
+    }
     let counts = |name: &str| {
         sims.get(name)
             .map(|s| {
@@ -282,10 +339,10 @@ pub async fn run(format: OutputFormat) -> u8 {
         OutputFormat::Text => {
             println!();
             println!("result: {:?}: {}", outcome.result, outcome.message);
-            let (boff, _) = counts("bmc-controller-1");
             let (poff, pon) = counts("pdu-rack1");
             println!(
-                "devices: bmc-controller-1 got {boff} off command(s) and never answered; pdu-rack1 got {poff} off, {pon} on; outlet-1 is now {}",
+                "devices: bmc-controller-1 received {} datagram(s) and answered none; pdu-rack1 got {poff} off, {pon} on; outlet-1 is now {}",
+                bmc1.map(|s| s.datagrams).unwrap_or(0),
                 power("outlet-1")
             );
             println!();

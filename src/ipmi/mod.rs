@@ -58,7 +58,7 @@ pub enum IpmiError {
     #[error("cannot reach BMC {bmc}: {detail}")]
     Connect { bmc: String, detail: String },
     /// No valid answer within the deadline.
-    #[error("BMC {bmc} did not answer {stage} within {} ({sent} datagram(s) sent): check the address, port and that IPMI over LAN is enabled", humantime::format_duration(*after))]
+    #[error("BMC {bmc} did not answer {stage} within {} ({sent} datagram(s) sent): check the address, port and that IPMI over LAN is enabled", humantime::format_duration(std::time::Duration::from_millis(after.as_millis() as u64)))]
     Timeout {
         bmc: String,
         stage: String,

@@ -56,10 +56,15 @@ impl IpmiDevice {
                 detail: e.to_string(),
             },
             IpmiError::Timeout {
-                ref stage, after, ..
+                ref bmc,
+                ref stage,
+                after,
+                sent,
             } => PowerError::Timeout {
                 device,
-                what: format!("IPMI {stage} ({e})"),
+                what: format!(
+                    "IPMI {stage} with BMC {bmc} ({sent} datagram(s) sent, no valid answer)"
+                ),
                 after,
             },
             IpmiError::Auth { .. } => PowerError::Auth {

@@ -54,14 +54,14 @@ pub enum PowerError {
     #[error("{device} refused the command: {detail}")]
     Refused { device: String, detail: String },
     /// No answer in time.
-    #[error("{device} did not finish {what} within {}", humantime::format_duration(*after))]
+    #[error("{device} did not finish {what} within {}", humantime::format_duration(Duration::from_millis(after.as_millis() as u64)))]
     Timeout {
         device: String,
         what: String,
         after: Duration,
     },
     /// The command was accepted but the new state was never read back.
-    #[error("{device} accepted power {want} for {plug} but still reported {last} after {}: not fenced", humantime::format_duration(*after))]
+    #[error("{device} accepted power {want} for {plug} but still reported {last} after {}: not fenced", humantime::format_duration(Duration::from_millis(after.as_millis() as u64)))]
     NotObserved {
         device: String,
         plug: String,
