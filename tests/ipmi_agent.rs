@@ -140,3 +140,62 @@ fn ipmi_device_kind_through_the_daemon() {
     assert_eq!(v["devices"][0]["state"], "off", "{v}");
     assert!(lab.cli(&["monitor", "bmc-1"]).status.success());
 }
+
+/// Our own simulator (suite 17) run as a process, stopped by PID.
+struct OurSim(std::process::Child, u16);
+
+impl OurSim {
+    fn start() -> OurSim {
+        let port = support::free_udp_port();
+        let mut child = Command::new(CLI)
+            .args(["sim", "ipmi", "--listen"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["--user", "admin:secret"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.contains("listening"), "{line}");
+        OurSim(child, port)
+    }
+}
+
+impl Drop for OurSim {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn agent_diag_and_suite_17_against_our_simulator() {
+    let sim = OurSim::start();
+    let base = |action: &str| {
+        Command::new(CLI)
+            .args([
+                "agent",
+                "ipmi",
+                "--ip=127.0.0.1",
+                "-l",
+                "admin",
+                "-p",
+                "secret",
+                "-o",
+                action,
+            ])
+            .arg(format!("--ipport={}", sim.1))
+            .output()
+            .unwrap()
+    };
+    let out = base("diag");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = base("reboot");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = base("status");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}

@@ -70,8 +70,14 @@ impl AgentMetadata {
                 shortdesc: s.shortdesc.to_string(),
             })
             .collect();
+        let extra: &[AgentAction] = if name.ends_with("_ipmi") {
+            &[AgentAction::Diag]
+        } else {
+            &[]
+        };
         let actions = AgentAction::ALL
             .iter()
+            .chain(extra)
             .map(|a| ActionMeta {
                 name: a.as_str().to_string(),
                 automatic: (*a == AgentAction::On).then_some(false),

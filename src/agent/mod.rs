@@ -54,6 +54,8 @@ pub enum AgentAction {
     Metadata,
     ValidateAll,
     Manpage,
+    /// Pulse a diagnostic interrupt (NMI): fence_ipmilan's `diag`.
+    Diag,
 }
 
 impl AgentAction {
@@ -69,6 +71,7 @@ impl AgentAction {
             "metadata" | "meta-data" => AgentAction::Metadata,
             "validate-all" => AgentAction::ValidateAll,
             "manpage" => AgentAction::Manpage,
+            "diag" => AgentAction::Diag,
             _ => return None,
         })
     }
@@ -84,9 +87,11 @@ impl AgentAction {
             AgentAction::Metadata => "metadata",
             AgentAction::ValidateAll => "validate-all",
             AgentAction::Manpage => "manpage",
+            AgentAction::Diag => "diag",
         }
     }
-    /// Actions every agent of ours supports, in metadata order.
+    /// Actions every agent of ours supports, in metadata order (the ipmi
+    /// agent adds `diag`).
     pub const ALL: [AgentAction; 10] = [
         AgentAction::On,
         AgentAction::Off,

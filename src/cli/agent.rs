@@ -104,6 +104,35 @@ pub fn run(kind: &str, args: &[String]) -> i32 {
     if action == AgentAction::ValidateAll {
         return exit::OK;
     }
+    if action == AgentAction::Diag {
+        let Some(ipmi) = &ipmi else {
+            eprintln!("Failed: the diag action is only for IPMI");
+            return exit::GENERIC_ERROR;
+        };
+        let rt = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                eprintln!("Failed: cannot start the runtime: {e}");
+                return exit::GENERIC_ERROR;
+            }
+        };
+        let op = Duration::from_secs_f64(
+            opts.seconds("login_timeout", 5.0) + opts.seconds("shell_timeout", 3.0),
+        );
+        return match rt.block_on(ipmi.chassis(ChassisAction::Diag, op)) {
+            Ok(()) => {
+                println!("Success: Diagnostic interrupt sent");
+                exit::OK
+            }
+            Err(e) => {
+                eprintln!("Failed: {e}");
+                code_for(&e)
+            }
+        };
+    }
     if let (Some(ipmi), AgentAction::Reboot, Some("cycle")) = (&ipmi, action, opts.get("method")) {
         let rt = match tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -436,6 +465,10 @@ async fn act(dev: &dyn PowerDevice, action: AgentAction, opts: &Options) -> i32 
             Ok(Ok(())) => exit::OK,
         },
         AgentAction::Metadata | AgentAction::Manpage | AgentAction::ValidateAll => exit::OK,
+        AgentAction::Diag => {
+            eprintln!("Failed: the diag action is only for IPMI");
+            exit::GENERIC_ERROR
+        }
     }
 }
 
