@@ -13,6 +13,8 @@
 //! | [`node`]    | the `ironfenced` daemon: wires config, fencer and API together   |
 //! | [`fencer`]  | topology, device selection, delays, retries, history; one task owns the queue |
 //! | [`power`]   | the `PowerDevice` trait, one adapter per device kind, verify-until-observed |
+//! | [`ipmi`]    | IPMI v2.0 over LAN (RMCP+): our async session layer, cipher suites 1-3/15-17, chassis commands |
+//! | [`redfish`] | Redfish client: TLS modes, sessions, system discovery, reset types, task monitors |
 //! | [`agent`]   | the ClusterLabs fence agent API: stdin options, metadata XML, exit codes, running external agents |
 //! | [`sim`]     | simulated BMCs with fault injection (slow, silent, refuses, lies), in-process and as an RMCP+ server |
 //! | [`secret`]  | credentials that are never printed                               |
@@ -30,5 +32,6 @@ pub mod fencer;
 pub mod ipmi;
 pub mod node;
 pub mod power;
+pub mod redfish;
 pub mod secret;
 pub mod sim;

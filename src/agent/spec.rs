@@ -371,14 +371,85 @@ pub fn ipmi_params() -> Vec<ParamSpec> {
     v
 }
 
+/// Parameters of `fence_ironfence_redfish`: every option `fence_redfish`
+/// documents, with the same names and meanings, plus TLS pinning, a CA file
+/// and the auth mode.
+pub fn redfish_params() -> Vec<ParamSpec> {
+    let ip = p(
+        "ip",
+        Some('a'),
+        "ip",
+        "ip",
+        STR,
+        None,
+        "IP address or hostname of fencing device",
+    );
+    let username = p(
+        "username",
+        Some('l'),
+        "username",
+        "name",
+        STR,
+        None,
+        "Login name",
+    );
+    let password = p(
+        "password",
+        Some('p'),
+        "password",
+        "password",
+        STR,
+        None,
+        "Login password or passphrase",
+    );
+    let script = p(
+        "password_script",
+        Some('S'),
+        "password-script",
+        "script",
+        STR,
+        None,
+        "Script to run to retrieve password",
+    );
+    let mut v = vec![
+        ip.obsoleting("ipaddr"),
+        ip.deprecated_alias("ipaddr"),
+        p("ipport", Some('u'), "ipport", "port", Integer, Some("443"), "TCP/UDP port to use for connection with device"),
+        username.deprecated_alias("login"),
+        password.deprecated_alias("passwd"),
+        script.deprecated_alias("passwd_script"),
+        password.obsoleting("passwd"),
+        script.obsoleting("passwd_script"),
+        p("redfish_uri", None, "redfish-uri", "uri", STR, Some("/redfish/v1"), "Base or starting Redfish URI"),
+        p("ssl", Some('z'), "ssl", "", Boolean, Some("1"), "Use SSL connection with verifying certificate"),
+        p("ssl_insecure", None, "ssl-insecure", "", Boolean, None, "Use SSL connection without verifying certificate"),
+        p("ssl_secure", None, "ssl-secure", "", Boolean, None, "Use SSL connection with verifying certificate"),
+        p("systems_uri", None, "systems-uri", "uri", STR, None, "Redfish Systems resource URI, i.e. /redfish/v1/Systems/System.Embedded.1"),
+        username.obsoleting("login"),
+        p("port_as_ip", None, "port-as-ip", "", Boolean, None, "Make \"port/plug\" to be an alias to IP address"),
+        p("gnutlscli_path", None, "gnutlscli-path", "path", STR, Some("/usr/bin/gnutls-cli"), "Path to gnutls-cli binary (no effect)"),
+        p("ssl_fingerprint", None, "ssl-fingerprint", "sha256", STR, None, "Accept only the BMC certificate with this SHA-256 fingerprint (AB:CD:...)"),
+        p("ssl_ca_file", None, "ssl-ca-file", "path", STR, None, "PEM file of the CA that signed the BMC's certificate"),
+        p("auth", None, "auth", "mode", Select(&["auto", "session", "basic"]), Some("auto"), "Login through SessionService (session), HTTP basic auth (basic), or session with fallback to basic (auto)"),
+        p("profile", None, "profile", "name", STR, Some("auto"), "Vendor profile from firmware-configs (auto = matched from the BMC's answers)"),
+    ];
+    v.extend(
+        common_params()
+            .into_iter()
+            .filter(|s| s.name != "separator"),
+    );
+    v
+}
+
 /// Parameters of an agent kind, or None for an unknown kind.
 pub fn params_for(kind: &str) -> Option<Vec<ParamSpec>> {
     match kind {
         "sim" => Some(sim_params()),
         "ipmi" => Some(ipmi_params()),
+        "redfish" => Some(redfish_params()),
         _ => None,
     }
 }
 
 /// Kinds `ironfence agent KIND` serves.
-pub const KINDS: &[&str] = &["ipmi", "sim"];
+pub const KINDS: &[&str] = &["ipmi", "redfish", "sim"];

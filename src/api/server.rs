@@ -205,6 +205,10 @@ pub fn our_metadata(kind: &str) -> Option<AgentMetadata> {
             "Fence agent for IPMI (ironfence, drop-in for fence_ipmilan)",
             "fence_ironfence_ipmi powers machines off and on through their BMC over IPMI v2.0 (RMCP+, cipher suite 17 or 3), with its own protocol stack: no ipmitool, no fixed waits. It accepts fence_ipmilan's options with the same meaning. Success is reported only after the BMC reported the new power state on a read-back; every session is closed, also on error.",
         ),
+        "redfish" => (
+            "Fence agent for Redfish (ironfence, drop-in for fence_redfish)",
+            "fence_ironfence_redfish powers machines off and on through their BMC's Redfish API, with TLS verification on by default (or a pinned certificate), SessionService login (deleted afterwards), reset types chosen from what the BMC allows and its vendor profile, HTTP status checked and 202 task monitors followed. It accepts fence_redfish's options with the same meaning. Success is reported only after PowerState was read back.",
+        ),
         _ => ("ironfence fence agent", "ironfence fence agent"),
     };
     Some(AgentMetadata::for_ours(

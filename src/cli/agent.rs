@@ -8,10 +8,11 @@ use crate::agent::metadata::AgentMetadata;
 use crate::agent::options::{self, Options};
 use crate::agent::{exit, spec, AgentAction};
 use crate::config::SimFault;
-use crate::config::{IpmiConfig, Timeouts};
+use crate::config::{IpmiConfig, RedfishDeviceConfig, Timeouts};
 use crate::ipmi::commands::ChassisAction;
 use crate::ipmi::{CipherChoice, Privilege};
 use crate::power::ipmi::IpmiDevice;
+use crate::power::redfish::RedfishDevice;
 use crate::power::sim::SimDevice;
 use crate::power::{verify, PowerDevice, PowerError, PowerState};
 use crate::secret::{PasswordSource, Secret};
@@ -88,6 +89,13 @@ pub fn run(kind: &str, args: &[String]) -> i32 {
     let mut ipmi = None;
     let device: Arc<dyn PowerDevice> = match kind {
         "sim" => sim_device(&opts),
+        "redfish" => match redfish_device(&opts) {
+            Ok(d) => Arc::new(d),
+            Err(why) => {
+                eprintln!("Failed: {why}");
+                return exit::GENERIC_ERROR;
+            }
+        },
         "ipmi" => match ipmi_device(&opts) {
             Ok(d) => {
                 let d = Arc::new(d);
@@ -303,6 +311,100 @@ async fn cycle(dev: &IpmiDevice, opts: &Options) -> i32 {
     }
     println!("Success: Rebooted");
     exit::OK
+}
+
+/// The Redfish device fence_redfish's options describe.
+fn redfish_device(opts: &Options) -> Result<RedfishDevice, String> {
+    use crate::redfish::client::{AuthMode, SystemSelector};
+    use crate::redfish::tls::{parse_fingerprint, TlsMode};
+    let address = if opts.flag("port_as_ip") {
+        opts.get("plug").filter(|p| !p.is_empty())
+    } else {
+        opts.get("ip").filter(|p| !p.is_empty())
+    }
+    .ok_or("no BMC address: give -a/--ip (or --port-as-ip with -n/--plug)")?
+    .to_string();
+    let https = opts.get("ssl").is_none_or(|_| opts.flag("ssl"))
+        || opts.flag("ssl_insecure")
+        || opts.flag("ssl_secure");
+    let port = match opts.get("ipport") {
+        None => {
+            if https {
+                443
+            } else {
+                80
+            }
+        }
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| format!("ipport `{p}` is not a TCP port"))?,
+    };
+    let tls = if !https {
+        TlsMode::PlainHttp
+    } else if opts.flag("ssl_insecure") {
+        TlsMode::Insecure
+    } else if let Some(f) = opts.get("ssl_fingerprint").filter(|f| !f.is_empty()) {
+        TlsMode::Pinned(
+            parse_fingerprint(f)
+                .ok_or("ssl_fingerprint is not a SHA-256 fingerprint (32 hex bytes)")?,
+        )
+    } else {
+        TlsMode::Verify {
+            ca_file: opts
+                .get("ssl_ca_file")
+                .filter(|f| !f.is_empty())
+                .map(Into::into),
+        }
+    };
+    let auth = match opts.get("auth").unwrap_or("auto") {
+        "session" => AuthMode::Session,
+        "basic" => AuthMode::Basic,
+        _ => AuthMode::Auto,
+    };
+    let password = if let Some(p) = opts.get("password") {
+        PasswordSource::Inline(Secret::new(p))
+    } else if let Some(s) = opts.get("password_script") {
+        PasswordSource::Script(s.to_string())
+    } else {
+        return Err("no password: give -p/--password or -S/--password-script".into());
+    };
+    let username = opts
+        .get("username")
+        .filter(|u| !u.is_empty())
+        .ok_or("no user name: give -l/--username")?;
+    let op = Duration::from_secs_f64(
+        (opts.seconds("login_timeout", 5.0) + opts.seconds("shell_timeout", 3.0)).max(0.5),
+    );
+    let timeouts = Timeouts {
+        off: op,
+        on: op,
+        status: op,
+        list: op,
+        monitor: op,
+    };
+    let cfg = RedfishDeviceConfig {
+        address,
+        port,
+        tls,
+        system: SystemSelector::parse(opts.get("systems_uri").unwrap_or("")),
+        auth,
+        root: opts.get("redfish_uri").unwrap_or("/redfish/v1").to_string(),
+        request_timeout: op,
+        profile: opts
+            .get("profile")
+            .filter(|p| !p.is_empty() && *p != "auto")
+            .map(str::to_string),
+    };
+    Ok(RedfishDevice::from_parts(
+        "fence_ironfence_redfish",
+        cfg,
+        username,
+        password,
+        timeouts,
+        Default::default(),
+    ))
 }
 
 fn sim_device(opts: &Options) -> Arc<dyn PowerDevice> {

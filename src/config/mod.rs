@@ -209,6 +209,22 @@ pub enum DeviceKind {
     Agent(AgentDeviceConfig),
     /// A BMC over IPMI v2.0 (RMCP+), our own client.
     Ipmi(IpmiConfig),
+    /// A BMC over Redfish, our own client.
+    Redfish(RedfishDeviceConfig),
+}
+
+/// How to reach one BMC over Redfish.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RedfishDeviceConfig {
+    pub address: String,
+    pub port: u16,
+    pub tls: crate::redfish::tls::TlsMode,
+    pub system: crate::redfish::client::SystemSelector,
+    pub auth: crate::redfish::client::AuthMode,
+    pub root: String,
+    pub request_timeout: Duration,
+    /// A vendor profile by name; `None` = matched automatically.
+    pub profile: Option<String>,
 }
 
 /// How to reach one BMC over IPMI.
@@ -229,6 +245,7 @@ impl DeviceKind {
             DeviceKind::Sim(_) => "sim",
             DeviceKind::Agent(_) => "agent",
             DeviceKind::Ipmi(_) => "ipmi",
+            DeviceKind::Redfish(_) => "redfish",
         }
     }
 }

@@ -64,6 +64,29 @@ pub struct RawIpmi {
     pub retransmit: Option<String>,
 }
 
+/// `[device.redfish]` of a kind = "redfish" device.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRedfish {
+    pub port: Option<i64>,
+    /// "https" (default) or "http" (only when asked).
+    pub scheme: Option<String>,
+    pub ca_file: Option<PathBuf>,
+    /// SHA-256 fingerprint of the BMC's certificate (AB:CD:...).
+    pub fingerprint: Option<String>,
+    /// No certificate verification (logged as a warning).
+    pub insecure: Option<bool>,
+    /// Which system: "uri:/redfish/v1/Systems/1", "id:1", "uuid:...", "serial:...", "hostname:...".
+    pub system: Option<String>,
+    /// "auto" (session, else basic), "session" or "basic".
+    pub auth: Option<String>,
+    /// Service root, default "/redfish/v1".
+    pub root: Option<String>,
+    pub request_timeout: Option<String>,
+    /// Vendor profile name (firmware-configs/), or "auto" (default).
+    pub profile: Option<String>,
+}
+
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawDevice {
@@ -93,6 +116,7 @@ pub struct RawDevice {
     pub params: BTreeMap<String, toml::Value>,
     pub sim: Option<RawSim>,
     pub ipmi: Option<RawIpmi>,
+    pub redfish: Option<RawRedfish>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

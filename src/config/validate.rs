@@ -515,11 +515,42 @@ fn device_checked(
             }
             DeviceKind::Ipmi(ipmi_checked(p, key, &raw)?)
         }
+        "redfish" => {
+            if raw.agent.is_some()
+                || !raw.params.is_empty()
+                || raw.sim.is_some()
+                || raw.ipmi.is_some()
+            {
+                p.add(
+                    format!("{key}.kind"),
+                    "`agent`, `params`, [device.sim] and [device.ipmi] do not apply to kind = \"redfish\"",
+                    "remove them; Redfish settings go in [device.redfish]",
+                );
+            }
+            if raw.password.is_none()
+                && raw.password_file.is_none()
+                && raw.password_script.is_none()
+            {
+                p.add(
+                    format!("{key}.password"),
+                    "a Redfish device needs a password",
+                    "set password_file (recommended), password_script or password",
+                );
+            }
+            if raw.username.as_deref().is_none_or(str::is_empty) {
+                p.add(
+                    format!("{key}.username"),
+                    "a Redfish device needs a user name",
+                    "set username = \"...\"",
+                );
+            }
+            DeviceKind::Redfish(redfish_checked(p, key, &raw)?)
+        }
         other => {
             p.add(
                 format!("{key}.kind"),
                 format!("unknown device kind `{other}`"),
-                "use \"ipmi\", \"agent\" (any fence_* agent) or \"sim\" (simulated BMC)",
+                "use \"ipmi\", \"redfish\", \"agent\" (any fence_* agent) or \"sim\" (simulated BMC)",
             );
             return None;
         }
@@ -703,6 +734,166 @@ fn device_checked(
         delay,
         timeouts,
         retries,
+    })
+}
+
+fn redfish_checked(p: &mut Problems, key: &str, raw: &RawDevice) -> Option<RedfishDeviceConfig> {
+    use crate::redfish::client::{AuthMode, SystemSelector};
+    use crate::redfish::tls::{parse_fingerprint, TlsMode};
+    let r = raw.redfish.clone().unwrap_or_default();
+    let address = match &raw.address {
+        Some(a) if !a.trim().is_empty() => a.trim().to_string(),
+        _ => {
+            p.add(
+                format!("{key}.address"),
+                "a Redfish device needs the BMC's address",
+                "set address = \"10.0.0.5\" (host name or IP of the BMC)",
+            );
+            String::new()
+        }
+    };
+    let http = match r.scheme.as_deref() {
+        None | Some("https") => false,
+        Some("http") => true,
+        Some(o) => {
+            p.add(
+                format!("{key}.redfish.scheme"),
+                format!("`{o}` is not https or http"),
+                "use \"https\" (default) or \"http\"",
+            );
+            false
+        }
+    };
+    let port = match r.port {
+        None => {
+            if http {
+                80
+            } else {
+                443
+            }
+        }
+        Some(n) if (1..=65535).contains(&n) => n as u16,
+        Some(n) => {
+            p.add(
+                format!("{key}.redfish.port"),
+                format!("{n} is not a TCP port"),
+                "use 1-65535",
+            );
+            443
+        }
+    };
+    let chosen = [
+        r.ca_file.is_some(),
+        r.fingerprint.is_some(),
+        r.insecure == Some(true),
+        http,
+    ]
+    .iter()
+    .filter(|b| **b)
+    .count();
+    if chosen > 1 {
+        p.add(
+            format!("{key}.redfish"),
+            "more than one of ca_file, fingerprint, insecure = true, scheme = \"http\"",
+            "choose one way to trust the BMC",
+        );
+    }
+    let tls = if http {
+        TlsMode::PlainHttp
+    } else if r.insecure == Some(true) {
+        TlsMode::Insecure
+    } else if let Some(f) = &r.fingerprint {
+        match parse_fingerprint(f) {
+            Some(fp) => TlsMode::Pinned(fp),
+            None => {
+                p.add(
+                    format!("{key}.redfish.fingerprint"),
+                    "not a SHA-256 fingerprint",
+                    "write 32 hex bytes, e.g. from `openssl x509 -noout -fingerprint -sha256`",
+                );
+                TlsMode::Insecure
+            }
+        }
+    } else {
+        if let Some(ca) = &r.ca_file {
+            if !ca.is_file() {
+                p.add(
+                    format!("{key}.redfish.ca_file"),
+                    format!("{} is not a readable file", ca.display()),
+                    "give the PEM file of the CA that signed the BMC's certificate",
+                );
+            }
+        }
+        TlsMode::Verify {
+            ca_file: r.ca_file.clone(),
+        }
+    };
+    let auth = match r.auth.as_deref() {
+        None | Some("auto") => AuthMode::Auto,
+        Some("session") => AuthMode::Session,
+        Some("basic") => AuthMode::Basic,
+        Some(o) => {
+            p.add(
+                format!("{key}.redfish.auth"),
+                format!("unknown auth `{o}`"),
+                "use auto, session or basic",
+            );
+            AuthMode::Auto
+        }
+    };
+    let root = r.root.clone().unwrap_or_else(|| "/redfish/v1".into());
+    if !root.starts_with('/') {
+        p.add(
+            format!("{key}.redfish.root"),
+            "must be a path starting with /",
+            "use \"/redfish/v1\"",
+        );
+    }
+    let request_timeout = duration(
+        p,
+        &format!("{key}.redfish.request_timeout"),
+        &r.request_timeout,
+        Duration::from_secs(10),
+    );
+    if request_timeout.is_zero() {
+        p.add(
+            format!("{key}.redfish.request_timeout"),
+            "must be greater than zero",
+            "use e.g. \"10s\"",
+        );
+    }
+    let system = SystemSelector::parse(r.system.as_deref().unwrap_or(""));
+    let nodes = raw.host_list.as_ref().map(Vec::len).unwrap_or(0);
+    let mapped = raw.host_map.as_ref().map(|m| m.len()).unwrap_or(0);
+    if nodes + mapped == 0 {
+        p.add(
+            format!("{key}.host_list"),
+            "a Redfish device must name the node(s) it fences",
+            "set host_list = [\"node\"] (one system), or host_map = { node = \"id:1\" } for several systems",
+        );
+    } else if nodes > 1 || (nodes >= 1 && mapped >= 1) {
+        p.add(
+            format!("{key}.host_list"),
+            "several nodes on one Redfish device need host_map (node -> system id/uuid/serial/hostname)",
+            "use host_map = { node-a = \"id:1\", node-b = \"id:2\" }",
+        );
+    }
+    if matches!(raw.host_check.as_deref(), Some(c) if c != "static-list") {
+        p.add(
+            format!("{key}.host_check"),
+            "a Redfish device fences the nodes named in host_list/host_map",
+            "remove host_check",
+        );
+    }
+    Some(RedfishDeviceConfig {
+        address,
+        port,
+        tls,
+        system,
+        auth,
+        root,
+        request_timeout,
+        profile: r.profile.clone().filter(|p| p != "auto"),
     })
 }
 

@@ -8,6 +8,7 @@
 
 pub mod agent;
 pub mod ipmi;
+pub mod redfish;
 pub mod sim;
 pub mod verify;
 
@@ -117,5 +118,6 @@ pub fn build(cfg: &DeviceConfig) -> Arc<dyn PowerDevice> {
         )))),
         DeviceKind::Agent(a) => Arc::new(agent::AgentDevice::new(cfg, a)),
         DeviceKind::Ipmi(i) => Arc::new(ipmi::IpmiDevice::new(cfg, i)),
+        DeviceKind::Redfish(r) => Arc::new(redfish::RedfishDevice::new(cfg, r)),
     }
 }

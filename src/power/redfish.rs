@@ -1,0 +1,215 @@
+//! `PowerDevice` for a BMC over Redfish, through [`crate::redfish`]. One
+//! login per operation (always logged out), one connection pool per device.
+//! The plug is the node's entry in `host_map` (a system selector), else the
+//! device's `system`; the system URI found is remembered per plug.
+
+use super::{PowerDevice, PowerError, PowerState};
+use crate::config::{DeviceConfig, RedfishDeviceConfig, Timeouts};
+use crate::redfish::client::{Http, RedfishConfig, Session, SystemInfo, SystemSelector};
+use crate::redfish::{RedfishError, ResetPlan};
+use crate::secret::{PasswordSource, Secret};
+use async_trait::async_trait;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use tokio::sync::OnceCell;
+use tokio::time::Instant;
+
+pub struct RedfishDevice {
+    name: String,
+    cfg: RedfishDeviceConfig,
+    username: String,
+    password: PasswordSource,
+    timeouts: Timeouts,
+    /// plug -> system selector (from host_map).
+    plugs: HashMap<String, SystemSelector>,
+    http: OnceCell<Http>,
+    /// plug -> system URI found earlier.
+    uris: Mutex<HashMap<String, String>>,
+    plan: ResetPlan,
+}
+
+impl RedfishDevice {
+    pub fn new(dev: &DeviceConfig, cfg: &RedfishDeviceConfig) -> Self {
+        let plugs = dev
+            .hosts
+            .map
+            .values()
+            .map(|v| (v.clone(), SystemSelector::parse(v)))
+            .collect();
+        Self::from_parts(
+            &dev.name,
+            cfg.clone(),
+            dev.username.as_deref().unwrap_or(""),
+            dev.password.clone(),
+            dev.timeouts,
+            plugs,
+        )
+    }
+
+    /// Build from explicit parts (agent mode).
+    pub fn from_parts(
+        name: &str,
+        cfg: RedfishDeviceConfig,
+        username: &str,
+        password: PasswordSource,
+        timeouts: Timeouts,
+        plugs: HashMap<String, SystemSelector>,
+    ) -> Self {
+        RedfishDevice {
+            name: name.to_string(),
+            cfg,
+            username: username.to_string(),
+            password,
+            timeouts,
+            plugs,
+            http: OnceCell::new(),
+            uris: Mutex::new(HashMap::new()),
+            plan: ResetPlan::default(),
+        }
+    }
+
+    /// Use these reset types instead of the generic ones.
+    pub fn with_plan(mut self, plan: ResetPlan) -> Self {
+        self.plan = plan;
+        self
+    }
+
+    fn err(&self, e: RedfishError) -> PowerError {
+        let device = self.name.clone();
+        match e {
+            RedfishError::Connect { .. } | RedfishError::Tls { .. } => PowerError::Connect {
+                device,
+                detail: e.to_string(),
+            },
+            RedfishError::Timeout {
+                ref what, after, ..
+            } => PowerError::Timeout {
+                device,
+                what: format!("Redfish {what}"),
+                after,
+            },
+            RedfishError::Auth { .. } => PowerError::Auth {
+                device,
+                detail: e.to_string(),
+            },
+            RedfishError::Http { .. } | RedfishError::Reset { .. } => PowerError::Refused {
+                device,
+                detail: e.to_string(),
+            },
+            RedfishError::System { .. } | RedfishError::Protocol { .. } => PowerError::Protocol {
+                device,
+                detail: e.to_string(),
+            },
+        }
+    }
+
+    async fn config(&self) -> Result<RedfishConfig, PowerError> {
+        let password = self
+            .password
+            .resolve(self.timeouts.monitor)
+            .await
+            .map_err(|source| PowerError::Credentials {
+                device: self.name.clone(),
+                source,
+            })?
+            .unwrap_or_else(|| Secret::new(""));
+        Ok(RedfishConfig {
+            host: self.cfg.address.clone(),
+            port: self.cfg.port,
+            tls: self.cfg.tls.clone(),
+            username: self.username.clone(),
+            password,
+            root: self.cfg.root.clone(),
+            auth: self.cfg.auth,
+            request_timeout: self.cfg.request_timeout,
+        })
+    }
+
+    /// Log in (building the connection pool on first use).
+    pub async fn login(&self) -> Result<Session, PowerError> {
+        let cfg = self.config().await?;
+        let http = self
+            .http
+            .get_or_try_init(|| async { Http::new(&cfg) })
+            .await
+            .map_err(|e| self.err(e))?;
+        http.login(&cfg).await.map_err(|e| self.err(e))
+    }
+
+    /// The system a plug names, using the remembered URI when known.
+    pub async fn system(&self, s: &Session, plug: &str) -> Result<SystemInfo, PowerError> {
+        let known = self.uris.lock().ok().and_then(|m| m.get(plug).cloned());
+        if let Some(uri) = known {
+            return s.system(&uri).await.map_err(|e| self.err(e));
+        }
+        let selector = self
+            .plugs
+            .get(plug)
+            .cloned()
+            .unwrap_or_else(|| self.cfg.system.clone());
+        let sys = s.select(&selector).await.map_err(|e| self.err(e))?;
+        if let Ok(mut m) = self.uris.lock() {
+            m.insert(plug.to_string(), sys.uri.clone());
+        }
+        Ok(sys)
+    }
+
+    async fn reset(
+        &self,
+        plug: &str,
+        candidates: &[String],
+        limit: std::time::Duration,
+    ) -> Result<(), PowerError> {
+        let deadline = Instant::now() + limit;
+        let s = self.login().await?;
+        let r = async {
+            let sys = self.system(&s, plug).await?;
+            s.reset(&sys, candidates, deadline)
+                .await
+                .map_err(|e| self.err(e))
+        }
+        .await;
+        s.logout().await;
+        r.map(|_| ())
+    }
+
+    /// Reset with the plan's power-cycle types (agent `method=cycle`).
+    pub async fn cycle(&self, plug: &str) -> Result<(), PowerError> {
+        let plan = self.plan.cycle.clone();
+        self.reset(plug, &plan, self.timeouts.off).await
+    }
+}
+
+#[async_trait]
+impl PowerDevice for RedfishDevice {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn kind(&self) -> &'static str {
+        "redfish"
+    }
+    async fn status(&self, plug: &str) -> Result<PowerState, PowerError> {
+        let s = self.login().await?;
+        let r = self.system(&s, plug).await.map(|sys| sys.power);
+        s.logout().await;
+        r
+    }
+    async fn off(&self, plug: &str) -> Result<(), PowerError> {
+        self.reset(plug, &self.plan.off, self.timeouts.off).await
+    }
+    async fn on(&self, plug: &str) -> Result<(), PowerError> {
+        self.reset(plug, &self.plan.on, self.timeouts.on).await
+    }
+    async fn list(&self) -> Result<Vec<String>, PowerError> {
+        let s = self.login().await?;
+        let r = s.systems().await.map_err(|e| self.err(e));
+        s.logout().await;
+        Ok(r?.into_iter().map(|sys| format!("id:{}", sys.id)).collect())
+    }
+    async fn monitor(&self) -> Result<(), PowerError> {
+        let s = self.login().await?;
+        let r = s.systems().await.map(|_| ()).map_err(|e| self.err(e));
+        s.logout().await;
+        r
+    }
+}
