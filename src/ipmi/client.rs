@@ -28,6 +28,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::time::{timeout_at, Instant};
+use tracing::debug;
 
 /// Longest gap between retransmissions.
 const MAX_RETRANSMIT: Duration = Duration::from_secs(2);
@@ -147,8 +148,16 @@ async fn list_suites(io: &mut Io, deadline: Instant) -> Result<Vec<u8>, IpmiErro
                 "Get Channel Cipher Suites",
                 deadline,
                 &mut || packet::encode_v15(0, 0, &req),
+                // Some BMCs (pyghmi) answer in the v2.0 wrapper, session 0.
                 &mut |d| match packet::decode(d, 0) {
-                    Ok(Datagram::V15 { payload, .. }) => match IpmiResponse::decode(payload) {
+                    Ok(Datagram::V15 { payload, .. })
+                    | Ok(Datagram::V20 {
+                        payload_type: payload::IPMI,
+                        session_id: 0,
+                        encrypted: false,
+                        payload,
+                        ..
+                    }) => match IpmiResponse::decode(payload) {
                         Ok(r) if r.cmd == 0x54 && r.rq_seq == seq => Some(Ok(r)),
                         _ => None,
                     },
@@ -269,19 +278,29 @@ async fn handshake(
             Err(e) => return Err(retry_on_timeout(e)),
         };
         if resp.status == 0 {
-            if (resp.auth, resp.integrity, resp.conf)
-                != (suite.auth as u8, suite.integrity as u8, suite.conf as u8)
-            {
-                return Err(Step::Fatal(proto(
-                    &bmc,
-                    format!("the BMC answered suite {id} with other algorithms"),
-                )));
-            }
             if resp.bmc_sid == 0 {
                 return Err(Step::Fatal(proto(&bmc, "the BMC assigned session id 0")));
             }
-            chosen = Some((suite, resp.bmc_sid));
-            break;
+            let answered = (resp.auth, resp.integrity, resp.conf);
+            if answered == (suite.auth as u8, suite.integrity as u8, suite.conf as u8) {
+                chosen = Some((suite, resp.bmc_sid));
+                break;
+            }
+            // The BMC answered with other algorithms (pyghmi does): take
+            // them only if they form one of the suites we proposed to use.
+            match CipherSuite::by_algorithms(resp.auth, resp.integrity, resp.conf) {
+                Some(other) if candidates.contains(&other.id) => {
+                    debug!(bmc = %bmc, asked = id, got = other.id, "the BMC chose another of our cipher suites");
+                    chosen = Some((other, resp.bmc_sid));
+                    break;
+                }
+                _ => {
+                    refused.push(format!(
+                        "{id} (answered with algorithms {answered:?}, not a suite we accept)"
+                    ));
+                    continue;
+                }
+            }
         }
         if status_is_cipher_mismatch(resp.status) {
             refused.push(format!("{id} ({})", packet::rmcp_status_text(resp.status)));
@@ -479,6 +498,7 @@ fn status_is_cipher_mismatch(status: u8) -> bool {
 impl Session {
     /// Open a session: resolve, negotiate, authenticate, raise privilege.
     pub async fn open(cfg: &ClientConfig, deadline: Instant) -> Result<Session, IpmiError> {
+        let opened = Instant::now();
         let bmc = format!("{}:{}", cfg.host, cfg.port);
         let connect = |detail: String| IpmiError::Connect {
             bmc: bmc.clone(),
@@ -616,12 +636,22 @@ impl Session {
         let mut last_retry: Option<IpmiError> = None;
         loop {
             if Instant::now() >= deadline {
-                return Err(last_retry.unwrap_or(IpmiError::Timeout {
-                    bmc,
-                    stage: "the session handshake".into(),
-                    after: Duration::ZERO,
-                    sent: io.stats.sent,
-                }));
+                // Report the whole wait, not just the last step's.
+                return Err(match last_retry {
+                    Some(IpmiError::Timeout { stage, .. }) => IpmiError::Timeout {
+                        bmc,
+                        stage: format!("{stage} (session handshake, retried until the deadline)"),
+                        after: opened.elapsed(),
+                        sent: io.stats.sent,
+                    },
+                    Some(other) => other,
+                    None => IpmiError::Timeout {
+                        bmc,
+                        stage: "the session handshake".into(),
+                        after: opened.elapsed(),
+                        sent: io.stats.sent,
+                    },
+                });
             }
             let hs = match handshake(&mut io, cfg, &candidates, known, deadline).await {
                 Ok(hs) => hs,

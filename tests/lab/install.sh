@@ -4,7 +4,10 @@
 #     sudo tests/lab/install.sh
 # When every needed command and file is already present it does nothing (no
 # apt-get at all), so running it before every local test run is cheap.
+# Services are never started: while apt runs, a policy-rc.d that denies every
+# start is in place (the corosync package would otherwise start it on the host).
 set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
 
 # Debian packages, one per line, each with the reason the tests need it.
 PACKAGES=(
@@ -13,11 +16,19 @@ PACKAGES=(
     fence-agents  # fence_ipmilan (baseline agent) and /usr/share/cluster/relaxng/metadata.rng (agent metadata schema)
     libxml2-utils # xmllint: validates our agents' metadata XML against metadata.rng
     procps        # ps: the harness finds an ipmi_sim's children with `ps --ppid` to stop them by PID
+    corosync      # corosync 3: membership and quorum of the one-node cluster in tests/pacemaker_ipmi.rs
+    pacemaker     # pacemakerd, pacemaker-fenced: the real fencer that runs fence_ironfence_ipmi
+    pacemaker-cli-utils # stonith_admin, crm_mon: register our agent, fence through it, read the history
+    iproute2      # ip netns: tests/pacemaker_ipmi.rs runs its cluster in a network namespace it makes
+    util-linux    # unshare, nsenter: private mount namespaces (overlay on /usr/sbin) and entering them
+    python3-venv  # /usr/bin/python3 -m venv: the lab venv of PyPI peers (pyghmi's fake BMC), tests/lab/pyghmi-venv.sh
 )
 
 # What must exist afterwards; if all of it already does, apt is skipped.
-NEEDED_COMMANDS=(ipmi_sim ipmitool fence_ipmilan xmllint ps)
-NEEDED_FILES=(/usr/share/cluster/relaxng/metadata.rng)
+NEEDED_COMMANDS=(ipmi_sim ipmitool fence_ipmilan xmllint ps
+    corosync corosync-cfgtool pacemakerd stonith_admin crm_mon ip unshare nsenter)
+NEEDED_FILES=(/usr/share/cluster/relaxng/metadata.rng
+    /usr/lib/pacemaker/pacemaker-fenced)
 
 # Like `command -v`, but also looks in the sbin directories, which a non-root
 # PATH often lacks (fence_ipmilan lives in /usr/sbin).
@@ -38,6 +49,9 @@ for file in "${NEEDED_FILES[@]}"; do
     [ -e "$file" ] || missing+=("file $file")
 done
 
+# PyPI peers live in a venv of their own (idempotent, no network when complete).
+bash "$here/pyghmi-venv.sh"
+
 if [ ${#missing[@]} -eq 0 ]; then
     echo "install.sh: all test peers present (${NEEDED_COMMANDS[*]}, ${NEEDED_FILES[*]}); nothing to do"
     exit 0
@@ -49,6 +63,13 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 
+# Deny every service start while packages are configured; put back what was there.
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\n# from ironfence tests/lab/install.sh, for one apt run\nexit 101\n' >"$policy"
+    chmod 0755 "$policy"
+    trap 'rm -f "$policy"' EXIT
+fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update
 apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends "${PACKAGES[@]}"
