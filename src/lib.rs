@@ -13,6 +13,7 @@
 //! | [`node`]    | the `ironfenced` daemon: wires config, fencer and API together   |
 //! | [`fencer`]  | topology, device selection, delays, retries, history; one task owns the queue |
 //! | [`power`]   | the `PowerDevice` trait, one adapter per device kind, verify-until-observed |
+//! | [`profiles`] | vendor BMC profiles from `firmware-configs/`: recognise a BMC, its reset types, ciphers, quirks |
 //! | [`ipmi`]    | IPMI v2.0 over LAN (RMCP+): our async session layer, cipher suites 1-3/15-17, chassis commands |
 //! | [`redfish`] | Redfish client: TLS modes, sessions, system discovery, reset types, task monitors |
 //! | [`agent`]   | the ClusterLabs fence agent API: stdin options, metadata XML, exit codes, running external agents |
@@ -32,6 +33,7 @@ pub mod fencer;
 pub mod ipmi;
 pub mod node;
 pub mod power;
+pub mod profiles;
 pub mod redfish;
 pub mod secret;
 pub mod sim;

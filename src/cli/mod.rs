@@ -9,6 +9,7 @@
 mod agent;
 mod demo;
 mod output;
+mod probe;
 mod sim;
 
 use crate::api::client::{self, ClientError};
@@ -115,6 +116,8 @@ enum Command {
     },
     /// A 3-controller cluster with simulated BMCs: a failure, a fence, the timeline.
     Demo,
+    /// Ask a configured BMC what it is: vendor profile match, reset types, cipher suite (no daemon, no power change).
+    Probe { device: String },
     /// Run a simulated BMC in the foreground (labs, interoperability tests).
     #[command(subcommand)]
     Sim(sim::SimCommand),
@@ -261,6 +264,19 @@ async fn run(cli: Cli) -> u8 {
     let out = output::Printer::new(cli.output);
     let request = match &cli.command {
         Command::Demo => return demo::run(cli.output).await,
+        Command::Probe { device } => {
+            let path = cli
+                .config
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_PATH));
+            return match Config::load(&path) {
+                Ok(c) => probe::run(&c, device, cli.output).await,
+                Err(e) => {
+                    eprintln!("ironfence: {e}");
+                    exit::ERROR
+                }
+            };
+        }
         Command::Agent { .. } => return exit::USAGE, // handled in main()
         Command::Sim(cmd) => return sim::run(cmd).await,
         Command::Config(ConfigCommand::Check) => {

@@ -885,6 +885,21 @@ fn redfish_checked(p: &mut Problems, key: &str, raw: &RawDevice) -> Option<Redfi
             "remove host_check",
         );
     }
+    let profile = r.profile.clone().filter(|p| p != "auto");
+    if let Some(name) = &profile {
+        if crate::profiles::Profiles::builtin().by_name(name).is_none() {
+            let names: Vec<String> = crate::profiles::Profiles::builtin()
+                .all()
+                .iter()
+                .map(|p| p.name.clone())
+                .collect();
+            p.add(
+                format!("{key}.redfish.profile"),
+                format!("no vendor profile `{name}`"),
+                format!("use \"auto\" or one of: {}", names.join(", ")),
+            );
+        }
+    }
     Some(RedfishDeviceConfig {
         address,
         port,
@@ -893,7 +908,7 @@ fn redfish_checked(p: &mut Problems, key: &str, raw: &RawDevice) -> Option<Redfi
         auth,
         root,
         request_timeout,
-        profile: r.profile.clone().filter(|p| p != "auto"),
+        profile,
     })
 }
 

@@ -82,7 +82,7 @@ impl IpmiDevice {
         }
     }
 
-    async fn open(&self, deadline: Instant) -> Result<Session, PowerError> {
+    pub async fn open(&self, deadline: Instant) -> Result<Session, PowerError> {
         let password = self
             .password
             .resolve(self.timeouts.monitor)

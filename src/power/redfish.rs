@@ -5,6 +5,7 @@
 
 use super::{PowerDevice, PowerError, PowerState};
 use crate::config::{DeviceConfig, RedfishDeviceConfig, Timeouts};
+use crate::profiles::{Profiles, RedfishFacts};
 use crate::redfish::client::{Http, RedfishConfig, Session, SystemInfo, SystemSelector};
 use crate::redfish::{RedfishError, ResetPlan};
 use crate::secret::{PasswordSource, Secret};
@@ -13,6 +14,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
+use tracing::info;
 
 pub struct RedfishDevice {
     name: String,
@@ -25,7 +27,8 @@ pub struct RedfishDevice {
     http: OnceCell<Http>,
     /// plug -> system URI found earlier.
     uris: Mutex<HashMap<String, String>>,
-    plan: ResetPlan,
+    /// Reset types, from the vendor profile (matched once).
+    plan: OnceCell<(String, ResetPlan)>,
 }
 
 impl RedfishDevice {
@@ -64,14 +67,37 @@ impl RedfishDevice {
             plugs,
             http: OnceCell::new(),
             uris: Mutex::new(HashMap::new()),
-            plan: ResetPlan::default(),
+            plan: OnceCell::new(),
         }
     }
 
-    /// Use these reset types instead of the generic ones.
-    pub fn with_plan(mut self, plan: ResetPlan) -> Self {
-        self.plan = plan;
-        self
+    /// The vendor profile's reset plan: the configured profile, else the one
+    /// matching what the BMC says about itself (service root, system,
+    /// manager). Decided once per device.
+    pub async fn plan(&self, s: &Session, system_uri: &str) -> (String, ResetPlan) {
+        self.plan
+            .get_or_init(|| async {
+                let profiles = Profiles::builtin();
+                let profile = match self.cfg.profile.as_deref().and_then(|n| profiles.by_name(n)) {
+                    Some(p) => p.clone(),
+                    None => {
+                        let system = s.get(system_uri).await.ok();
+                        let manager = first_manager(s).await;
+                        let facts = RedfishFacts::from_documents(&s.root, system.as_ref(), manager.as_ref());
+                        profiles.match_redfish(&facts).clone()
+                    }
+                };
+                info!(device = %self.name, profile = %profile.name, off = ?profile.redfish.off, on = ?profile.redfish.on, "Redfish vendor profile");
+                let plan = ResetPlan {
+                    off: profile.redfish.off.clone(),
+                    on: profile.redfish.on.clone(),
+                    cycle: profile.redfish.cycle.clone(),
+                    settle: profile.redfish.settle,
+                };
+                (profile.name.clone(), plan)
+            })
+            .await
+            .clone()
     }
 
     fn err(&self, e: RedfishError) -> PowerError {
@@ -157,13 +183,18 @@ impl RedfishDevice {
     async fn reset(
         &self,
         plug: &str,
-        candidates: &[String],
+        step: Step,
         limit: std::time::Duration,
     ) -> Result<(), PowerError> {
         let deadline = Instant::now() + limit;
         let s = self.login().await?;
         let r = async {
             let sys = self.system(&s, plug).await?;
+            let (_, plan) = self.plan(&s, &sys.uri).await;
+            let candidates = match step {
+                Step::Off => &plan.off,
+                Step::On => &plan.on,
+            };
             s.reset(&sys, candidates, deadline)
                 .await
                 .map_err(|e| self.err(e))
@@ -172,12 +203,20 @@ impl RedfishDevice {
         s.logout().await;
         r.map(|_| ())
     }
+}
 
-    /// Reset with the plan's power-cycle types (agent `method=cycle`).
-    pub async fn cycle(&self, plug: &str) -> Result<(), PowerError> {
-        let plan = self.plan.cycle.clone();
-        self.reset(plug, &plan, self.timeouts.off).await
-    }
+#[derive(Clone, Copy)]
+enum Step {
+    Off,
+    On,
+}
+
+/// The first Manager's document, if the service lists one.
+async fn first_manager(s: &Session) -> Option<serde_json::Value> {
+    let coll = s.root.pointer("/Managers/@odata.id")?.as_str()?.to_string();
+    let coll = s.get(&coll).await.ok()?;
+    let first = coll.pointer("/Members/0/@odata.id")?.as_str()?.to_string();
+    s.get(&first).await.ok()
 }
 
 #[async_trait]
@@ -195,10 +234,10 @@ impl PowerDevice for RedfishDevice {
         r
     }
     async fn off(&self, plug: &str) -> Result<(), PowerError> {
-        self.reset(plug, &self.plan.off, self.timeouts.off).await
+        self.reset(plug, Step::Off, self.timeouts.off).await
     }
     async fn on(&self, plug: &str) -> Result<(), PowerError> {
-        self.reset(plug, &self.plan.on, self.timeouts.on).await
+        self.reset(plug, Step::On, self.timeouts.on).await
     }
     async fn list(&self) -> Result<Vec<String>, PowerError> {
         let s = self.login().await?;
