@@ -10,6 +10,7 @@
 //! This module is a leaf; `power::sim` adapts it to `PowerDevice`.
 
 pub mod ipmi;
+pub mod redfish;
 use crate::config::SimFault;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -21,12 +21,14 @@ PACKAGES=(
     pacemaker-cli-utils # stonith_admin, crm_mon: register our agent, fence through it, read the history
     iproute2      # ip netns: tests/pacemaker_ipmi.rs runs its cluster in a network namespace it makes
     util-linux    # unshare, nsenter: private mount namespaces (overlay on /usr/sbin) and entering them
-    python3-venv  # /usr/bin/python3 -m venv: the lab venv of PyPI peers (pyghmi's fake BMC), tests/lab/pyghmi-venv.sh
+    python3-venv  # /usr/bin/python3 -m venv: the lab venvs of PyPI peers (pyghmi's fake BMC; sushy-tools and sushy)
+    curl          # tests/redfish_sim_interop.rs: raw HTTP checks of our Redfish simulator
+    openssl       # certificate fingerprints in the Redfish TLS tests
 )
 
 # What must exist afterwards; if all of it already does, apt is skipped.
-NEEDED_COMMANDS=(ipmi_sim ipmitool fence_ipmilan xmllint ps
-    corosync corosync-cfgtool pacemakerd stonith_admin crm_mon ip unshare nsenter)
+NEEDED_COMMANDS=(ipmi_sim ipmitool fence_ipmilan fence_redfish xmllint ps
+    corosync corosync-cfgtool pacemakerd stonith_admin crm_mon ip unshare nsenter curl openssl)
 NEEDED_FILES=(/usr/share/cluster/relaxng/metadata.rng
     /usr/lib/pacemaker/pacemaker-fenced)
 
@@ -49,10 +51,15 @@ for file in "${NEEDED_FILES[@]}"; do
     [ -e "$file" ] || missing+=("file $file")
 done
 
-# PyPI peers live in a venv of their own (idempotent, no network when complete).
-bash "$here/pyghmi-venv.sh"
+# PyPI peers live in venvs of their own (idempotent, no network when
+# complete); they need python3-venv, so they come after apt.
+venvs() {
+    bash "$here/pyghmi-venv.sh"
+    bash "$here/redfish-venv.sh"
+}
 
 if [ ${#missing[@]} -eq 0 ]; then
+    venvs
     echo "install.sh: all test peers present (${NEEDED_COMMANDS[*]}, ${NEEDED_FILES[*]}); nothing to do"
     exit 0
 fi
@@ -86,4 +93,5 @@ if [ ${#still_missing[@]} -ne 0 ]; then
     echo "install.sh: still missing after apt-get install: ${still_missing[*]}" >&2
     exit 1
 fi
+venvs
 echo "install.sh: test peers installed"

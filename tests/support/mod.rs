@@ -32,6 +32,8 @@
 
 #![allow(dead_code)]
 
+pub mod sushy;
+
 use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::fs;
