@@ -278,7 +278,11 @@ impl Http {
             .and_then(Value::as_str)
             .map(str::to_string);
         let mut auth = basic.clone();
-        if cfg.auth != AuthMode::Basic {
+        // Only a service that advertises sessions gets a session login in
+        // auto mode: some (sushy-tools) answer 401 to any unknown POST.
+        let advertised =
+            sessions_uri.is_some() || root.pointer("/SessionService/@odata.id").is_some();
+        if cfg.auth == AuthMode::Session || (cfg.auth == AuthMode::Auto && advertised) {
             let uri = sessions_uri
                 .clone()
                 .unwrap_or_else(|| format!("{root_path}/SessionService/Sessions"));
