@@ -70,7 +70,7 @@ impl AgentMetadata {
                 shortdesc: s.shortdesc.to_string(),
             })
             .collect();
-        let extra: &[AgentAction] = if name.ends_with("_ipmi") {
+        let extra: &[AgentAction] = if name.ends_with("_ipmi") || name.ends_with("_redfish") {
             &[AgentAction::Diag]
         } else {
             &[]

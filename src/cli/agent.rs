@@ -87,10 +87,15 @@ pub fn run(kind: &str, args: &[String]) -> i32 {
         return exit::GENERIC_ERROR;
     }
     let mut ipmi = None;
+    let mut redfish = None;
     let device: Arc<dyn PowerDevice> = match kind {
         "sim" => sim_device(&opts),
         "redfish" => match redfish_device(&opts) {
-            Ok(d) => Arc::new(d),
+            Ok(d) => {
+                let d = Arc::new(d);
+                redfish = Some(d.clone());
+                d
+            }
             Err(why) => {
                 eprintln!("Failed: {why}");
                 return exit::GENERIC_ERROR;
@@ -113,8 +118,30 @@ pub fn run(kind: &str, args: &[String]) -> i32 {
         return exit::OK;
     }
     if action == AgentAction::Diag {
+        if let Some(rf) = &redfish {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("Failed: cannot start the runtime: {e}");
+                    return exit::GENERIC_ERROR;
+                }
+            };
+            return match rt.block_on(rf.nmi(opts.get("plug").unwrap_or(""))) {
+                Ok(()) => {
+                    println!("Success: Diagnostic interrupt sent");
+                    exit::OK
+                }
+                Err(e) => {
+                    eprintln!("Failed: {e}");
+                    code_for(&e)
+                }
+            };
+        }
         let Some(ipmi) = &ipmi else {
-            eprintln!("Failed: the diag action is only for IPMI");
+            eprintln!("Failed: the diag action is only for IPMI and Redfish");
             return exit::GENERIC_ERROR;
         };
         let rt = match tokio::runtime::Builder::new_current_thread()

@@ -1,7 +1,8 @@
 //! `ironfence demo`: a 3-controller cluster run by a real `ironfenced`
 //! (in-process, on a socket in a temp dir). Level 1 is each controller's
-//! BMC, reached over real IPMI v2.0 (RMCP+) on 127.0.0.1 from our own
-//! client to our simulated BMCs; level 2 is a simulated rack PDU.
+//! BMC, reached from our own clients to our simulated BMCs on 127.0.0.1:
+//! IPMI v2.0 (RMCP+) for controllers 1-2, Redfish over HTTPS for 3; level 2
+//! is a simulated rack PDU.
 //! controller-1 stops answering and its BMC goes silent with it; the fence
 //! request goes through the API socket, level 1 times out, level 2 powers
 //! the outlet off, verifies, powers it on; the timeline and the history are
@@ -20,6 +21,7 @@ use crate::node::Daemon;
 use crate::power::sim::{bmc_for, SimDevice};
 use crate::power::PowerDevice;
 use crate::sim::ipmi::{IpmiFault, IpmiSimConfig, IpmiSimServer, SimUser};
+use crate::sim::redfish::{RedfishSimConfig, RedfishSimServer, RedfishUser, Vendor};
 use crate::sim::SimBmc;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -71,15 +73,16 @@ host_list = ["controller-2"]
 timeouts = { off = "1s", on = "1s" }
 ipmi = { port = @PORT2@, retransmit = "100ms" }
 
+# controller-3 is a newer server: its BMC speaks Redfish (HTTPS, certificate pinned).
 [[device]]
 name = "bmc-controller-3"
-kind = "ipmi"
+kind = "redfish"
 address = "127.0.0.1"
 username = "admin"
 password = "demo-secret"
 host_list = ["controller-3"]
-timeouts = { off = "1s", on = "1s" }
-ipmi = { port = @PORT3@, retransmit = "100ms" }
+timeouts = { off = "2s", on = "2s" }
+redfish = { port = @RFPORT@, fingerprint = "@RFPIN@" }
 
 # Level 2: the switched PDU of rack r1, one outlet per controller.
 [[device]]
@@ -91,7 +94,7 @@ sim = { fault = "slow", slow_by = "150ms" }
 
 [[level]]
 index = 1
-target_regex = "^controller-"
+target = "controller-1"
 devices = ["bmc-controller-1"]
 
 [[level]]
@@ -174,9 +177,9 @@ pub async fn run(format: OutputFormat) -> u8 {
             return exit::ERROR;
         }
     };
-    // One simulated BMC per controller, speaking RMCP+ on 127.0.0.1.
+    // Simulated BMCs on 127.0.0.1: RMCP+ for controllers 1-2, Redfish for 3.
     let mut bmcs = Vec::new();
-    for i in 1..=3 {
+    for i in 1..=2 {
         let listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
         let mut cfg = IpmiSimConfig::new(
             listen,
@@ -198,7 +201,22 @@ pub async fn run(format: OutputFormat) -> u8 {
             }
         }
     }
+    let rf_cfg = RedfishSimConfig::new(
+        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        vec![RedfishUser::new("admin", "demo-secret")],
+    )
+    .with_vendor(Vendor::Dell, 1);
+    let redfish = match RedfishSimServer::start(rf_cfg).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("demo: cannot start the simulated Redfish BMC on 127.0.0.1: {e}");
+            return exit::ERROR;
+        }
+    };
     let mut text = CONFIG.replace("@DIR@", &dir.path().display().to_string());
+    text = text
+        .replace("@RFPORT@", &redfish.local_addr().port().to_string())
+        .replace("@RFPIN@", redfish.cert_sha256_fingerprint().unwrap_or(""));
     for (i, b) in bmcs.iter().enumerate() {
         text = text.replace(
             &format!("@PORT{}@", i + 1),
@@ -232,7 +250,11 @@ pub async fn run(format: OutputFormat) -> u8 {
                 b.local_addr()
             );
         }
-        println!("  level 1: each controller's BMC over IPMI   level 2: pdu-rack1 (outlet per controller)");
+        println!(
+            "  bmc-controller-3: Redfish (HTTPS, iDRAC-like) simulator on {}, certificate pinned",
+            redfish.base_url()
+        );
+        println!("  level 1: each controller's BMC   level 2: pdu-rack1 (outlet per controller)");
         println!();
     }
     let daemon = match Daemon::start(&config, overrides).await {
@@ -290,6 +312,28 @@ pub async fn run(format: OutputFormat) -> u8 {
             return exit::ERROR;
         }
     };
+    // The healthy controllers' BMCs, read through the daemon: IPMI and Redfish.
+    let mut survivors = Vec::new();
+    for node in ["controller-2", "controller-3"] {
+        if let Ok(Reply::Status { devices, .. }) = client::call(
+            &socket,
+            &Request::Status {
+                target: node.into(),
+            },
+        )
+        .await
+        {
+            for d in devices {
+                survivors.push(format!(
+                    "{node}: {} via {}",
+                    d.state
+                        .map(|s| s.to_string())
+                        .unwrap_or_else(|| d.error.unwrap_or_default()),
+                    d.device
+                ));
+            }
+        }
+    }
     let history = client::call(
         &socket,
         &Request::History {
@@ -308,6 +352,7 @@ pub async fn run(format: OutputFormat) -> u8 {
     for b in bmcs {
         b.shutdown().await;
     }
+    redfish.shutdown().await;
     let counts = |name: &str| {
         sims.get(name)
             .map(|s| {
@@ -344,6 +389,10 @@ pub async fn run(format: OutputFormat) -> u8 {
                 "devices: bmc-controller-1 received {} datagram(s) and answered none; pdu-rack1 got {poff} off, {pon} on; outlet-1 is now {}",
                 bmc1.map(|s| s.datagrams).unwrap_or(0),
                 power("outlet-1")
+            );
+            println!(
+                "survivors, read back through their BMCs: {}",
+                survivors.join("; ")
             );
             println!();
             println!(

@@ -3,7 +3,7 @@
 //! any, every device able to fence it, one per implicit level (Pacemaker's
 //! behaviour without a topology).
 
-use crate::config::{Level, Node};
+use crate::config::{Level, LevelTarget, Node};
 
 /// A level as planned for one target.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,24 +25,41 @@ impl Topology {
         self.nodes.is_empty() || self.nodes.iter().any(|n| n.name == name)
     }
 
-    /// Configured levels for `target`, lowest index first. With several
-    /// levels of one index (name and regex both match), the first defined wins.
+    /// Configured levels for `target`, lowest index first. When several
+    /// levels of one index select the node, the most specific target wins
+    /// (a name over a regex over an attribute, as Pacemaker prefers an exact
+    /// name), then the first defined.
     pub fn configured_for(&self, target: &str) -> Vec<PlannedLevel> {
         let attrs = self
             .nodes
             .iter()
             .find(|n| n.name == target)
             .map(|n| &n.attributes);
-        let mut out: Vec<PlannedLevel> = Vec::new();
+        let rank = |t: &LevelTarget| match t {
+            LevelTarget::Name(_) => 0,
+            LevelTarget::Regex(_) => 1,
+            LevelTarget::Attribute { .. } => 2,
+        };
+        let mut best: Vec<(u8, u8, &Level)> = Vec::new();
         for l in &self.levels {
-            if l.target.matches(target, attrs) && !out.iter().any(|o| o.index == l.index) {
-                out.push(PlannedLevel {
-                    index: l.index,
-                    devices: l.devices.clone(),
-                    implicit: false,
-                });
+            if !l.target.matches(target, attrs) {
+                continue;
+            }
+            let r = rank(&l.target);
+            match best.iter_mut().find(|(i, _, _)| *i == l.index) {
+                Some(slot) if r < slot.1 => *slot = (l.index, r, l),
+                Some(_) => {}
+                None => best.push((l.index, r, l)),
             }
         }
+        let mut out: Vec<PlannedLevel> = best
+            .into_iter()
+            .map(|(index, _, l)| PlannedLevel {
+                index,
+                devices: l.devices.clone(),
+                implicit: false,
+            })
+            .collect();
         out.sort_by_key(|l| l.index);
         out
     }
@@ -51,7 +68,6 @@ impl Topology {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::LevelTarget;
     use std::collections::BTreeMap;
 
     #[test]
@@ -81,6 +97,21 @@ mod tests {
         };
         let p = t.configured_for("ctl-1");
         assert_eq!(p.iter().map(|l| l.index).collect::<Vec<_>>(), vec![1, 2]);
+        // A level by name beats a regex level of the same index.
+        let mut t2 = t.clone();
+        t2.levels.push(Level {
+            index: 1,
+            target: LevelTarget::Name("ctl-2".into()),
+            devices: vec!["bmc-2".into()],
+        });
+        assert_eq!(
+            t2.configured_for("ctl-2")[0].devices,
+            vec!["bmc-2".to_string()]
+        );
+        assert_eq!(
+            t2.configured_for("ctl-1")[0].devices,
+            vec!["bmc".to_string()]
+        );
         assert_eq!(t.configured_for("ctl-2").len(), 1);
         assert!(!t.knows_node("ctl-9"));
     }

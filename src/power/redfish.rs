@@ -205,6 +205,23 @@ impl RedfishDevice {
     }
 }
 
+impl RedfishDevice {
+    /// Send a diagnostic interrupt (ResetType Nmi): fence_redfish's `diag`.
+    pub async fn nmi(&self, plug: &str) -> Result<(), PowerError> {
+        let deadline = Instant::now() + self.timeouts.off;
+        let s = self.login().await?;
+        let r = async {
+            let sys = self.system(&s, plug).await?;
+            s.reset(&sys, &["Nmi".to_string()], deadline)
+                .await
+                .map_err(|e| self.err(e))
+        }
+        .await;
+        s.logout().await;
+        r.map(|_| ())
+    }
+}
+
 #[derive(Clone, Copy)]
 enum Step {
     Off,
