@@ -385,9 +385,14 @@ fn redfish_device(opts: &Options) -> Result<RedfishDevice, String> {
                 .map(Into::into),
         }
     };
+    // A one-shot agent with a known system: a session would cost a login and
+    // a logout around two or three requests, so `auto` means basic auth here
+    // (as fence_redfish always does); the daemon prefers sessions.
+    let explicit_system = opts.get("systems_uri").is_some_and(|u| !u.is_empty());
     let auth = match opts.get("auth").unwrap_or("auto") {
         "session" => AuthMode::Session,
         "basic" => AuthMode::Basic,
+        _ if explicit_system => AuthMode::Basic,
         _ => AuthMode::Auto,
     };
     let password = if let Some(p) = opts.get("password") {
@@ -431,7 +436,8 @@ fn redfish_device(opts: &Options) -> Result<RedfishDevice, String> {
         password,
         timeouts,
         Default::default(),
-    ))
+    )
+    .one_shot())
 }
 
 fn sim_device(opts: &Options) -> Arc<dyn PowerDevice> {

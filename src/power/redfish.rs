@@ -25,10 +25,15 @@ pub struct RedfishDevice {
     /// plug -> system selector (from host_map).
     plugs: HashMap<String, SystemSelector>,
     http: OnceCell<Http>,
-    /// plug -> system URI found earlier.
-    uris: Mutex<HashMap<String, String>>,
+    /// plug -> the system found earlier (URI, reset target, allowed types:
+    /// they do not change; the power state in it is never reused).
+    systems: Mutex<HashMap<String, SystemInfo>>,
+    /// Skip reading the service root (one-shot agent, basic auth, explicit system).
+    skip_root: bool,
     /// Reset types, from the vendor profile (matched once).
     plan: OnceCell<(String, ResetPlan)>,
+    /// The service root, read once.
+    root: std::sync::OnceLock<serde_json::Value>,
 }
 
 impl RedfishDevice {
@@ -66,8 +71,10 @@ impl RedfishDevice {
             timeouts,
             plugs,
             http: OnceCell::new(),
-            uris: Mutex::new(HashMap::new()),
+            systems: Mutex::new(HashMap::new()),
+            skip_root: false,
             plan: OnceCell::new(),
+            root: std::sync::OnceLock::new(),
         }
     }
 
@@ -159,14 +166,22 @@ impl RedfishDevice {
             .get_or_try_init(|| async { Http::new(&cfg) })
             .await
             .map_err(|e| self.err(e))?;
-        http.login(&cfg).await.map_err(|e| self.err(e))
+        let skip = serde_json::Value::Null;
+        let cached = if self.skip_root {
+            Some(&skip)
+        } else {
+            self.root.get()
+        };
+        let session = http.login(&cfg, cached).await.map_err(|e| self.err(e))?;
+        let _ = self.root.set(session.root.clone());
+        Ok(session)
     }
 
     /// The system a plug names, using the remembered URI when known.
     pub async fn system(&self, s: &Session, plug: &str) -> Result<SystemInfo, PowerError> {
-        let known = self.uris.lock().ok().and_then(|m| m.get(plug).cloned());
-        if let Some(uri) = known {
-            return s.system(&uri).await.map_err(|e| self.err(e));
+        let known = self.known(plug);
+        if let Some(k) = known {
+            return s.system(&k.uri).await.map_err(|e| self.err(e));
         }
         let selector = self
             .plugs
@@ -174,10 +189,23 @@ impl RedfishDevice {
             .cloned()
             .unwrap_or_else(|| self.cfg.system.clone());
         let sys = s.select(&selector).await.map_err(|e| self.err(e))?;
-        if let Ok(mut m) = self.uris.lock() {
-            m.insert(plug.to_string(), sys.uri.clone());
+        if let Ok(mut m) = self.systems.lock() {
+            m.insert(plug.to_string(), sys.clone());
         }
         Ok(sys)
+    }
+
+    /// The system of `plug` as found earlier, if it was.
+    fn known(&self, plug: &str) -> Option<SystemInfo> {
+        self.systems.lock().ok().and_then(|m| m.get(plug).cloned())
+    }
+
+    /// For a one-shot agent: with basic auth and an explicit system URI the
+    /// service root is not needed; skip that request.
+    pub fn one_shot(mut self) -> Self {
+        self.skip_root = self.cfg.auth == crate::redfish::client::AuthMode::Basic
+            && matches!(self.cfg.system, SystemSelector::Uri(_));
+        self
     }
 
     async fn reset(
@@ -189,8 +217,20 @@ impl RedfishDevice {
         let deadline = Instant::now() + limit;
         let s = self.login().await?;
         let r = async {
-            let sys = self.system(&s, plug).await?;
-            let (_, plan) = self.plan(&s, &sys.uri).await;
+            // The reset target and allowed types do not change: a system
+            // found earlier needs no new GET before the POST.
+            let sys = match self.known(plug) {
+                Some(k) => k,
+                None => self.system(&s, plug).await?,
+            };
+            // What the BMC allows decides, in the generic order of
+            // preference; the vendor profile is asked when the BMC does not
+            // say (or the device names a profile).
+            let plan = if self.cfg.profile.is_some() || s.allowed_resets(&sys).await.is_none() {
+                self.plan(&s, &sys.uri).await.1
+            } else {
+                ResetPlan::default()
+            };
             let candidates = match step {
                 Step::Off => &plan.off,
                 Step::On => &plan.on,

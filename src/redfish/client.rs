@@ -187,6 +187,7 @@ impl Http {
                 }
             }
             TlsMode::Pinned(pin) => {
+                b = b.tls_built_in_root_certs(false);
                 let config = tls::pinned_config(*pin).map_err(|e| RedfishError::Tls {
                     bmc: bmc.clone(),
                     detail: e.to_string(),
@@ -195,9 +196,11 @@ impl Http {
             }
             TlsMode::Insecure => {
                 warn!(bmc = %bmc, "TLS certificate verification is OFF (ssl_insecure)");
-                b = b.danger_accept_invalid_certs(true);
+                b = b
+                    .tls_built_in_root_certs(false)
+                    .danger_accept_invalid_certs(true);
             }
-            TlsMode::PlainHttp => {}
+            TlsMode::PlainHttp => b = b.tls_built_in_root_certs(false),
         }
         let client = b.build().map_err(|e| RedfishError::Connect {
             bmc: bmc.clone(),
@@ -248,9 +251,22 @@ impl Http {
         }
     }
 
-    /// GET the service root (no auth needed) and log in.
-    pub async fn login(&self, cfg: &RedfishConfig) -> Result<Session, RedfishError> {
+    /// GET the service root (no auth needed) and log in. A root read
+    /// earlier (`cached_root`) is reused: it does not change.
+    pub async fn login(
+        &self,
+        cfg: &RedfishConfig,
+        cached_root: Option<&Value>,
+    ) -> Result<Session, RedfishError> {
         let root_path = cfg.root.trim_end_matches('/').to_string();
+        let root = match cached_root {
+            Some(r) => r.clone(),
+            None => self.read_root(&root_path).await?,
+        };
+        self.login_with(cfg, root_path, root).await
+    }
+
+    async fn read_root(&self, root_path: &str) -> Result<Value, RedfishError> {
         let root = self
             .raw(Method::GET, &format!("{root_path}/"), None, &Auth::None)
             .await?;
@@ -263,12 +279,21 @@ impl Http {
                 return Err(RedfishError::Http {
                     bmc: self.bmc.clone(),
                     method: "GET".into(),
-                    path: root_path,
+                    path: root_path.to_string(),
                     status: s.as_u16(),
                     message: format!("{} (is this a Redfish service? check the port and redfish_uri)", error_message(&root.body)),
                 })
             }
         };
+        Ok(root)
+    }
+
+    async fn login_with(
+        &self,
+        cfg: &RedfishConfig,
+        root_path: String,
+        root: Value,
+    ) -> Result<Session, RedfishError> {
         let basic = Auth::Basic {
             user: cfg.username.clone(),
             password: cfg.password.clone(),
@@ -474,14 +499,18 @@ impl Session {
         })
     }
 
-    /// Every ComputerSystem.
-    pub async fn systems(&self) -> Result<Vec<SystemInfo>, RedfishError> {
-        let coll_uri = self
-            .root
+    /// The Systems collection's URI.
+    fn systems_uri(&self) -> String {
+        self.root
             .pointer("/Systems/@odata.id")
             .and_then(Value::as_str)
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("{}/Systems", self.root_path));
+            .map(|s| s.trim_end_matches('/').to_string())
+            .unwrap_or_else(|| format!("{}/Systems", self.root_path))
+    }
+
+    /// Every ComputerSystem.
+    pub async fn systems(&self) -> Result<Vec<SystemInfo>, RedfishError> {
+        let coll_uri = self.systems_uri();
         let coll = self.get(&coll_uri).await?;
         let members = coll
             .get("Members")
@@ -538,6 +567,23 @@ impl Session {
     pub async fn select(&self, selector: &SystemSelector) -> Result<SystemInfo, RedfishError> {
         if let SystemSelector::Uri(uri) = selector {
             return self.system(uri).await;
+        }
+        // An id (and on many BMCs a UUID) is the last path segment: try the
+        // one GET before reading the whole collection.
+        if let SystemSelector::Id(v) | SystemSelector::Uuid(v) = selector {
+            let direct = format!("{}/{}", self.systems_uri(), v);
+            if let Ok(sys) = self.system(&direct).await {
+                let hit = match selector {
+                    SystemSelector::Id(id) => sys.id == *id,
+                    _ => sys
+                        .uuid
+                        .as_deref()
+                        .is_some_and(|u| u.eq_ignore_ascii_case(v)),
+                };
+                if hit {
+                    return Ok(sys);
+                }
+            }
         }
         let all = self.systems().await?;
         let describe = |s: &SystemInfo| {
