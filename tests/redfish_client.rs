@@ -507,3 +507,38 @@ devices = ["pdu"]
         good.shutdown().await;
     });
 }
+
+/// `ironfence probe` recognises each simulator personality's vendor profile.
+#[test]
+fn probe_matches_vendor_profiles() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    for (vendor, expected) in [
+        (Vendor::Dell, "dell-idrac9"),
+        (Vendor::Hpe, "hpe-ilo5"),
+        (Vendor::OpenBmc, "openbmc"),
+        (Vendor::Generic, "generic-redfish"),
+    ] {
+        let s = rt.block_on(sim(vendor, vec![]));
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("c.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[[node]]\nname = \"n1\"\n[[device]]\nname = \"rf\"\nkind = \"redfish\"\naddress = \"127.0.0.1\"\nusername = \"admin\"\npassword = \"secret\"\nhost_list = [\"n1\"]\nredfish = {{ port = {}, fingerprint = \"{}\" }}\n",
+                s.local_addr().port(),
+                s.cert_sha256_fingerprint().unwrap()
+            ),
+        )
+        .unwrap();
+        let out = Command::new(CLI)
+            .arg("--config")
+            .arg(&cfg)
+            .args(["--output", "json", "probe", "rf"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{vendor:?}: {}", stderr(&out));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["profile"]["matched"], expected, "{vendor:?}: {v}");
+        rt.block_on(s.shutdown());
+    }
+}

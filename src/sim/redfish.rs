@@ -295,6 +295,17 @@ impl Vendor {
         }
     }
 
+    /// Manager `Model`, as the real ones report it (iDRAC 9 names the
+    /// server generation, iLO its own generation, bmcweb "OpenBmc").
+    fn manager_model(self) -> &'static str {
+        match self {
+            Vendor::Generic => "ironfence simulated BMC",
+            Vendor::Dell => "15G Monolithic",
+            Vendor::Hpe => "iLO 5",
+            Vendor::OpenBmc => "OpenBmc",
+        }
+    }
+
     fn manager_firmware(self) -> &'static str {
         match self {
             Vendor::Generic => "ironfence-sim 1.0",
@@ -1969,7 +1980,7 @@ fn manager_json(shared: &Shared) -> Value {
         "Name": "Manager",
         "ManagerType": "BMC",
         "Manufacturer": shared.vendor.manufacturer(),
-        "Model": shared.vendor.product(),
+        "Model": shared.vendor.manager_model(),
         "FirmwareVersion": shared.vendor.manager_firmware(),
         "UUID": shared.service_uuid,
         "PowerState": "On",
