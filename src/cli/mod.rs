@@ -10,6 +10,7 @@ mod agent;
 mod demo;
 mod output;
 mod probe;
+mod sbd;
 mod sim;
 
 use crate::api::client::{self, ClientError};
@@ -121,6 +122,8 @@ enum Command {
     /// Run a simulated BMC in the foreground (labs, interoperability tests).
     #[command(subcommand)]
     Sim(sim::SimCommand),
+    /// sbd's disk verbs (no daemon): `ironfence sbd -d DEV [-1 N -4 N -n NAME] create|dump|list|allocate|message|ping`.
+    Sbd(sbd::SbdArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -279,6 +282,7 @@ async fn run(cli: Cli) -> u8 {
         }
         Command::Agent { .. } => return exit::USAGE, // handled in main()
         Command::Sim(cmd) => return sim::run(cmd).await,
+        Command::Sbd(args) => return sbd::run(args).await,
         Command::Config(ConfigCommand::Check) => {
             let path = cli
                 .config

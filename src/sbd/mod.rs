@@ -13,6 +13,7 @@
 
 pub mod disk;
 pub mod format;
+pub mod io;
 
 use async_trait::async_trait;
 use std::sync::Mutex;

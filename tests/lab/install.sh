@@ -24,11 +24,12 @@ PACKAGES=(
     python3-venv  # /usr/bin/python3 -m venv: the lab venvs of PyPI peers (pyghmi's fake BMC; sushy-tools and sushy)
     curl          # tests/redfish_sim_interop.rs: raw HTTP checks of our Redfish simulator
     openssl       # certificate fingerprints in the Redfish TLS tests
+    sbd           # ClusterLabs sbd 1.5.2: on-disk interop and its sandboxed daemon (tests/sbd_interop.rs, tests/lab/sbd/)
 )
 
 # What must exist afterwards; if all of it already does, apt is skipped.
 NEEDED_COMMANDS=(ipmi_sim ipmitool fence_ipmilan fence_redfish xmllint ps
-    corosync corosync-cfgtool pacemakerd stonith_admin crm_mon ip unshare nsenter curl openssl)
+    corosync corosync-cfgtool pacemakerd stonith_admin crm_mon ip unshare nsenter curl openssl sbd)
 NEEDED_FILES=(/usr/share/cluster/relaxng/metadata.rng
     /usr/lib/pacemaker/pacemaker-fenced)
 
