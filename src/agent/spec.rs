@@ -441,15 +441,39 @@ pub fn redfish_params() -> Vec<ParamSpec> {
     v
 }
 
+/// Parameters of `fence_ironfence_sbd`: every option `fence_sbd` documents
+/// (with the `crashdump` of fence-agents after 4.12), with the same names
+/// and meanings, plus `sector_size` for disk images in regular files.
+/// `sbd_path` is accepted and has no effect: the disks are read and written
+/// directly.
+pub fn sbd_params() -> Vec<ParamSpec> {
+    let mut v = vec![
+        p("devices", None, "devices", "device_a,device_b", STR, None, "SBD Device"),
+        p("method", Some('m'), "method", "method", Select(&["onoff", "cycle"]), Some("cycle"), "Method to fence"),
+        p("sbd_path", None, "sbd-path", "path", STR, Some("/usr/sbin/sbd"), "Path to SBD binary (no effect: ironfence reads and writes the disks itself)"),
+        p("crashdump", None, "crashdump", "", Boolean, None, "Crashdump instead of regular fence"),
+        p("sector_size", None, "sector-size", "bytes", Integer, None, "Sector size (512 or 4096) of an sbd disk image in a regular file; block devices report theirs"),
+    ];
+    v.extend(common_params().into_iter().map(|mut s| {
+        // fence_sbd waits longer than the usual 20 s.
+        if s.name == "power_timeout" {
+            s.default = Some("30");
+        }
+        s
+    }));
+    v
+}
+
 /// Parameters of an agent kind, or None for an unknown kind.
 pub fn params_for(kind: &str) -> Option<Vec<ParamSpec>> {
     match kind {
         "sim" => Some(sim_params()),
         "ipmi" => Some(ipmi_params()),
         "redfish" => Some(redfish_params()),
+        "sbd" => Some(sbd_params()),
         _ => None,
     }
 }
 
 /// Kinds `ironfence agent KIND` serves.
-pub const KINDS: &[&str] = &["ipmi", "redfish", "sim"];
+pub const KINDS: &[&str] = &["ipmi", "redfish", "sbd", "sim"];

@@ -209,6 +209,10 @@ pub fn our_metadata(kind: &str) -> Option<AgentMetadata> {
             "Fence agent for Redfish (ironfence, drop-in for fence_redfish)",
             "fence_ironfence_redfish powers machines off and on through their BMC's Redfish API, with TLS verification on by default (or a pinned certificate), SessionService login (deleted afterwards), reset types chosen from what the BMC allows and its vendor profile, HTTP status checked and 202 task monitors followed. It accepts fence_redfish's options with the same meaning. Success is reported only after PowerState was read back.",
         ),
+        "sbd" => (
+            "Fence agent for sbd (ironfence, drop-in for fence_sbd)",
+            "fence_ironfence_sbd fences through a poison pill on 1 to 3 shared sbd disks (ClusterLabs sbd format), reading and writing them itself with O_DIRECT: no sbd binary, no fork per disk. The message is written to every disk at once and read back; a fence succeeds only when a majority of the disks took it and msgwait (from the disk headers) has elapsed, after which the node's own sbd has killed it or its watchdog has. It accepts fence_sbd's options with the same meaning; status off means a poison pill is waiting in the node's slot, as with fence_sbd.",
+        ),
         _ => ("ironfence fence agent", "ironfence fence agent"),
     };
     Some(AgentMetadata::for_ours(

@@ -34,7 +34,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .init();
-    let config = match Config::load(&args.config) {
+    let config = match Config::load_checked(&args.config) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("ironfenced: {e}");

@@ -8,11 +8,12 @@ use crate::agent::metadata::AgentMetadata;
 use crate::agent::options::{self, Options};
 use crate::agent::{exit, spec, AgentAction};
 use crate::config::SimFault;
-use crate::config::{IpmiConfig, RedfishDeviceConfig, Timeouts};
+use crate::config::{IpmiConfig, RedfishDeviceConfig, SbdDeviceConfig, Timeouts};
 use crate::ipmi::commands::ChassisAction;
 use crate::ipmi::{CipherChoice, Privilege};
 use crate::power::ipmi::IpmiDevice;
 use crate::power::redfish::RedfishDevice;
+use crate::power::sbd::SbdDevice;
 use crate::power::sim::SimDevice;
 use crate::power::{verify, PowerDevice, PowerError, PowerState};
 use crate::secret::{PasswordSource, Secret};
@@ -75,7 +76,7 @@ pub fn run(kind: &str, args: &[String]) -> i32 {
         }
         _ => {}
     }
-    let needs_plug = kind == "sim"
+    let needs_plug = (kind == "sim" || kind == "sbd")
         && matches!(
             action,
             AgentAction::On | AgentAction::Off | AgentAction::Reboot | AgentAction::Status
@@ -85,6 +86,9 @@ pub fn run(kind: &str, args: &[String]) -> i32 {
             "Failed: You have to enter plug number or machine identification (-n/--plug or plug=)"
         );
         return exit::GENERIC_ERROR;
+    }
+    if kind == "sbd" {
+        return run_sbd(action, &opts);
     }
     let mut ipmi = None;
     let mut redfish = None;
@@ -438,6 +442,263 @@ fn redfish_device(opts: &Options) -> Result<RedfishDevice, String> {
         Default::default(),
     )
     .one_shot())
+}
+
+/// The sbd device fence_sbd's options describe: `devices` (comma list),
+/// else `SBD_DEVICE` from the environment (`;` list, as sbd's config file
+/// writes it). One disk access may take `shell_timeout` (default 3 s, sbd's
+/// I/O timeout); the sender is this host's name, as with `sbd message`.
+fn sbd_device(opts: &Options) -> Result<SbdDevice, String> {
+    let devices: Vec<std::path::PathBuf> =
+        match opts.get("devices").filter(|d| !d.trim().is_empty()) {
+            Some(d) => d
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(Into::into)
+                .collect(),
+            None => std::env::var("SBD_DEVICE")
+                .unwrap_or_default()
+                .split(';')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(Into::into)
+                .collect(),
+        };
+    if devices.is_empty() {
+        return Err("No SBD devices specified: give devices=/dev/a,/dev/b (--devices), or set SBD_DEVICE. At least one SBD device is required.".into());
+    }
+    let mut seen = std::collections::HashSet::new();
+    for d in &devices {
+        if !seen.insert(std::fs::canonicalize(d).unwrap_or_else(|_| d.clone())) {
+            return Err(format!(
+                "{} is listed twice (it would count twice toward the majority)",
+                d.display()
+            ));
+        }
+    }
+    if devices.len() > 3 {
+        return Err(format!(
+            "{} SBD devices given; sbd uses 1 to 3",
+            devices.len()
+        ));
+    }
+    let sector_size = match opts.get("sector_size").map(str::trim) {
+        None | Some("") => None,
+        Some("512") => Some(512),
+        Some("4096") => Some(4096),
+        Some(o) => return Err(format!("sector_size `{o}` is not 512 or 4096")),
+    };
+    let from = crate::sbd::servant::local_name()
+        .map_err(|e| format!("cannot read this host's name (the sender of the message): {e}"))?;
+    Ok(SbdDevice::from_parts(
+        "fence_ironfence_sbd",
+        &SbdDeviceConfig {
+            devices,
+            sector_size,
+            io_timeout: Duration::from_secs_f64(opts.seconds("shell_timeout", 3.0).max(0.1)),
+            crashdump: opts.flag("crashdump"),
+            from,
+        },
+    ))
+}
+
+fn run_sbd(action: AgentAction, opts: &Options) -> i32 {
+    let dev = match sbd_device(opts) {
+        Ok(d) => d,
+        Err(why) => {
+            eprintln!("Failed: {why}");
+            return exit::GENERIC_ERROR;
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("Failed: cannot start the runtime: {e}");
+            return exit::GENERIC_ERROR;
+        }
+    };
+    let code = rt.block_on(sbd_act(&dev, action, opts));
+    // A disk access stuck in the kernel must not keep the agent alive.
+    rt.shutdown_background();
+    code
+}
+
+/// Read the state back until it is `want`, within `limit`.
+async fn read_back(
+    dev: &dyn PowerDevice,
+    plug: &str,
+    want: PowerState,
+    limit: Duration,
+    interval: Duration,
+) -> Result<(), PowerError> {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut last = None;
+    let mut last_err = None;
+    loop {
+        match tokio::time::timeout_at(deadline, dev.status(plug)).await {
+            Ok(Ok(s)) if s == want => return Ok(()),
+            Ok(Ok(s)) => last = Some(s),
+            Ok(Err(e)) => last_err = Some(e),
+            Err(_) => break,
+        }
+        if tokio::time::Instant::now() + interval >= deadline {
+            break;
+        }
+        tokio::time::sleep(interval).await;
+    }
+    Err(match (last, last_err) {
+        (Some(last), _) => PowerError::NotObserved {
+            device: dev.name().to_string(),
+            plug: plug.to_string(),
+            want,
+            last,
+            after: limit,
+        },
+        (None, Some(e)) => e,
+        (None, None) => PowerError::Timeout {
+            device: dev.name().to_string(),
+            what: format!("reading back the mailbox of {plug}"),
+            after: limit,
+        },
+    })
+}
+
+/// fence_sbd's actions. A pill (off, reboot) returns after msgwait, then
+/// the mailbox is read back within power_timeout; every error exits 1.
+async fn sbd_act(dev: &SbdDevice, action: AgentAction, opts: &Options) -> i32 {
+    let plug = opts.get("plug").unwrap_or("");
+    let power_timeout = Duration::from_secs_f64(opts.seconds("power_timeout", 30.0).max(0.1));
+    let interval = Duration::from_secs_f64(opts.seconds("stonith_status_sleep", 1.0).max(0.05));
+    let power_wait = Duration::from_secs_f64(opts.seconds("power_wait", 0.0));
+    let delay = Duration::from_secs_f64(opts.seconds("delay", 0.0));
+    let fail = |e: PowerError| {
+        eprintln!("Failed: {e}");
+        exit::GENERIC_ERROR
+    };
+    if matches!(action, AgentAction::Off | AgentAction::Reboot) && !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let off = || async {
+        dev.off(plug).await?;
+        read_back(dev, plug, PowerState::Off, power_timeout, interval).await
+    };
+    let on = || async {
+        let tries = opts
+            .get("retry_on")
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or(1)
+            .max(1);
+        let mut last = None;
+        for _ in 0..tries {
+            let r = async {
+                dev.on(plug).await?;
+                read_back(dev, plug, PowerState::On, power_timeout, interval).await
+            }
+            .await;
+            match r {
+                Ok(()) => return Ok(()),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| PowerError::Unsupported {
+            device: dev.name().to_string(),
+            what: "on".into(),
+        }))
+    };
+    let waited = |r: Result<(), PowerError>| async {
+        if r.is_ok() && !power_wait.is_zero() {
+            tokio::time::sleep(power_wait).await;
+        }
+        r
+    };
+    match action {
+        AgentAction::Off => match waited(off().await).await {
+            Ok(()) => {
+                println!("Success: Powered OFF");
+                exit::OK
+            }
+            Err(e) => fail(e),
+        },
+        AgentAction::On => match waited(on().await).await {
+            Ok(()) => {
+                println!("Success: Powered ON");
+                exit::OK
+            }
+            Err(e) => fail(e),
+        },
+        AgentAction::Reboot if opts.get("method") == Some("onoff") => {
+            if let Err(e) = waited(off().await).await {
+                return fail(e);
+            }
+            if let Err(e) = waited(on().await).await {
+                // The pill was delivered and msgwait elapsed: fenced.
+                eprintln!("Timed out waiting to power ON ({e}); the node was fenced");
+            }
+            println!("Success: Rebooted");
+            exit::OK
+        }
+        AgentAction::Reboot => {
+            let r = async {
+                dev.reboot(plug).await?;
+                read_back(dev, plug, PowerState::Off, power_timeout, interval).await
+            }
+            .await;
+            match waited(r).await {
+                Ok(()) => {
+                    println!("Success: Rebooted");
+                    exit::OK
+                }
+                Err(e) => fail(e),
+            }
+        }
+        AgentAction::Status => match dev.status(plug).await {
+            Ok(PowerState::On) => {
+                println!("Status: ON");
+                exit::STATUS_ON
+            }
+            Ok(PowerState::Off) => {
+                println!("Status: OFF");
+                exit::STATUS_OFF
+            }
+            Ok(PowerState::Unknown) => {
+                eprintln!("Failed: the mailboxes of {plug} disagree (no majority for a message or for none)");
+                exit::GENERIC_ERROR
+            }
+            Err(e) => fail(e),
+        },
+        AgentAction::List | AgentAction::ListStatus => match dev.list().await {
+            Err(e) => fail(e),
+            Ok(names) => {
+                let sep = opts.get("separator").unwrap_or(",");
+                for n in names {
+                    if action == AgentAction::ListStatus {
+                        let s = match dev.status(&n).await {
+                            Ok(PowerState::On) => "ON",
+                            Ok(PowerState::Off) => "OFF",
+                            _ => "UNKNOWN",
+                        };
+                        println!("{n}{sep}{sep}{s}");
+                    } else {
+                        println!("{n}{sep}{n}");
+                    }
+                }
+                exit::OK
+            }
+        },
+        AgentAction::Monitor | AgentAction::ValidateAll => match dev.monitor().await {
+            Ok(()) => exit::OK,
+            Err(e) => fail(e),
+        },
+        AgentAction::Metadata | AgentAction::Manpage => exit::OK,
+        AgentAction::Diag => {
+            eprintln!("Failed: the diag action is only for IPMI and Redfish");
+            exit::GENERIC_ERROR
+        }
+    }
 }
 
 fn sim_device(opts: &Options) -> Arc<dyn PowerDevice> {

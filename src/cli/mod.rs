@@ -288,7 +288,7 @@ async fn run(cli: Cli) -> u8 {
                 .config
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_PATH));
-            return out.config_check(&path, Config::load(&path));
+            return out.config_check(&path, Config::load_checked(&path));
         }
         Command::Agents => {
             return out.reply(&Reply::Agents {

@@ -211,6 +211,24 @@ pub enum DeviceKind {
     Ipmi(IpmiConfig),
     /// A BMC over Redfish, our own client.
     Redfish(RedfishDeviceConfig),
+    /// A poison pill on 1-3 shared sbd disks (ClusterLabs sbd format).
+    Sbd(SbdDeviceConfig),
+}
+
+/// A poison-pill device: the shared disks and how to write to them. The
+/// slot of a node is its `host_map` entry, else its name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SbdDeviceConfig {
+    /// 1 to 3 disks; a fence needs a majority of them.
+    pub devices: Vec<PathBuf>,
+    /// Sector size of disk images in regular files; block devices report theirs.
+    pub sector_size: Option<u32>,
+    /// Limit of one sector read or write (sbd's `-I`).
+    pub io_timeout: Duration,
+    /// Send `crashdump` instead of `off` / `reset`.
+    pub crashdump: bool,
+    /// Sender name written into mailboxes (sbd's `-n`).
+    pub from: String,
 }
 
 /// How to reach one BMC over Redfish.
@@ -246,6 +264,7 @@ impl DeviceKind {
             DeviceKind::Agent(_) => "agent",
             DeviceKind::Ipmi(_) => "ipmi",
             DeviceKind::Redfish(_) => "redfish",
+            DeviceKind::Sbd(_) => "sbd",
         }
     }
 }
@@ -353,8 +372,23 @@ impl Config {
 
     /// Validate TOML text; `source_name` names it in messages.
     pub fn parse(text: &str, source_name: &str) -> Result<Config, ConfigError> {
-        validate::parse(text).map_err(|problems| ConfigError::Invalid {
+        validate::parse(text, false).map_err(|problems| ConfigError::Invalid {
             source_name: source_name.to_string(),
+            problems,
+        })
+    }
+
+    /// Load and validate, also reading what only the devices can tell
+    /// (sbd headers: msgwait against the timeouts), all problems in one
+    /// report. `config check` and `ironfenced` use it; a plain [`Config::load`]
+    /// does no device I/O, so an unreadable disk never stops the CLI.
+    pub fn load_checked(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        validate::parse(&text, true).map_err(|problems| ConfigError::Invalid {
+            source_name: path.display().to_string(),
             problems,
         })
     }

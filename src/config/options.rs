@@ -3,7 +3,7 @@
 //! the same raw type the config file gives, so one validator checks both.
 //! Pacemaker's `pcmk_` spellings are accepted for the host and delay keys.
 
-use super::raw::{RawDevice, RawSim};
+use super::raw::{RawDevice, RawSbd, RawSim};
 use super::Problem;
 use std::collections::BTreeMap;
 
@@ -29,6 +29,8 @@ pub fn raw_device_from_options(
     };
     let mut sim = RawSim::default();
     let mut any_sim = false;
+    let mut sbd = RawSbd::default();
+    let mut any_sbd = false;
     for (k, v) in options {
         let key = k.strip_prefix("pcmk_").unwrap_or(k).replace('-', "_");
         let v = v.clone();
@@ -103,6 +105,37 @@ pub fn raw_device_from_options(
                     _ => sim.initial = Some(v),
                 }
             }
+            "devices" | "sector_size" | "io_timeout" | "crashdump" | "from" if kind == "sbd" => {
+                any_sbd = true;
+                match key.as_str() {
+                    "devices" => {
+                        sbd.devices = Some(
+                            v.split([',', ';', ' '])
+                                .filter(|s| !s.is_empty())
+                                .map(str::to_string)
+                                .collect(),
+                        )
+                    }
+                    "sector_size" => match v.parse() {
+                        Ok(n) => sbd.sector_size = Some(n),
+                        Err(_) => problems.push(problem(
+                            &format!("device[{name}].sbd.sector_size"),
+                            format!("`{v}` is not a number"),
+                            "use 512 or 4096",
+                        )),
+                    },
+                    "io_timeout" => sbd.io_timeout = Some(v),
+                    "crashdump" => match crate::agent::options::parse_bool(&v) {
+                        Some(b) => sbd.crashdump = Some(b),
+                        None => problems.push(problem(
+                            &format!("device[{name}].sbd.crashdump"),
+                            format!("`{v}` is not a boolean"),
+                            "use true or false",
+                        )),
+                    },
+                    _ => sbd.from = Some(v),
+                }
+            }
             _ if kind == "agent" => {
                 raw.params.insert(key, toml::Value::String(v));
             }
@@ -115,6 +148,9 @@ pub fn raw_device_from_options(
     }
     if any_sim {
         raw.sim = Some(sim);
+    }
+    if any_sbd {
+        raw.sbd = Some(sbd);
     }
     if problems.is_empty() {
         Ok(raw)

@@ -87,6 +87,22 @@ pub struct RawRedfish {
     pub profile: Option<String>,
 }
 
+/// `sbd = { ... }` of a kind = "sbd" device (poison pill on shared disks).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSbd {
+    /// 1 to 3 shared disks, e.g. "/dev/disk/by-id/...".
+    pub devices: Option<Vec<String>>,
+    /// Only for a disk image in a regular file (block devices report theirs).
+    pub sector_size: Option<i64>,
+    /// Limit of one sector read or write.
+    pub io_timeout: Option<String>,
+    /// Send `crashdump` instead of `off`/`reset`.
+    pub crashdump: Option<bool>,
+    /// Sender name written into the mailbox (default: this host's name).
+    pub from: Option<String>,
+}
+
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawDevice {
@@ -117,6 +133,7 @@ pub struct RawDevice {
     pub sim: Option<RawSim>,
     pub ipmi: Option<RawIpmi>,
     pub redfish: Option<RawRedfish>,
+    pub sbd: Option<RawSbd>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

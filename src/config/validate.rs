@@ -62,7 +62,8 @@ fn valid_name(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
-pub(super) fn parse(text: &str) -> Result<Config, Vec<Problem>> {
+/// Validate `text`; with `disks`, also read the sbd headers (msgwait).
+pub(super) fn parse(text: &str, disks: bool) -> Result<Config, Vec<Problem>> {
     let mut p = Problems(Vec::new());
     let table: toml::Table = match text.parse() {
         Ok(t) => t,
@@ -135,6 +136,16 @@ pub(super) fn parse(text: &str) -> Result<Config, Vec<Problem>> {
         }
     }
     levels.sort_by_key(|l| l.index);
+
+    // SBD devices: msgwait lives in the disks' headers (only when asked:
+    // `config check` and daemon start, never a plain load).
+    if disks {
+        for d in &devices {
+            if let DeviceKind::Sbd(s) = &d.kind {
+                sbd_disks_checked(&mut p, d, s, Some(daemon.fencing_timeout));
+            }
+        }
+    }
 
     // Timeout chain: one level's worst case must fit in the fencing timeout.
     for d in &devices {
@@ -338,7 +349,16 @@ pub fn device_from_raw(
     let mut p = Problems(Vec::new());
     let key = format!("device[{}]", raw.name);
     match device_checked(&mut p, &key, raw, nodes) {
-        Some(d) if p.0.is_empty() => Ok(d),
+        Some(d) if p.0.is_empty() => {
+            if let DeviceKind::Sbd(s) = &d.kind {
+                sbd_disks_checked(&mut p, &d, s, None);
+            }
+            if p.0.is_empty() {
+                Ok(d)
+            } else {
+                Err(p.0)
+            }
+        }
         _ => Err(p.0),
     }
 }
@@ -546,15 +566,42 @@ fn device_checked(
             }
             DeviceKind::Redfish(redfish_checked(p, key, &raw)?)
         }
+        "sbd" => {
+            if raw.agent.is_some()
+                || !raw.params.is_empty()
+                || raw.sim.is_some()
+                || raw.ipmi.is_some()
+                || raw.redfish.is_some()
+                || raw.address.is_some()
+                || raw.username.is_some()
+                || raw.password.is_some()
+                || raw.password_file.is_some()
+                || raw.password_script.is_some()
+            {
+                p.add(
+                    format!("{key}.kind"),
+                    "`agent`, `params`, `address`, credentials, [device.sim], [device.ipmi] and [device.redfish] do not apply to kind = \"sbd\"",
+                    "remove them; the shared disks and their settings go in sbd = { devices = [...] }",
+                );
+            }
+            DeviceKind::Sbd(sbd_checked(p, key, &raw)?)
+        }
         other => {
             p.add(
                 format!("{key}.kind"),
                 format!("unknown device kind `{other}`"),
-                "use \"ipmi\", \"redfish\", \"agent\" (any fence_* agent) or \"sim\" (simulated BMC)",
+                "use \"ipmi\", \"redfish\", \"sbd\" (poison pill on shared disks), \"agent\" (any fence_* agent) or \"sim\" (simulated BMC)",
             );
             return None;
         }
     };
+    if raw.sbd.is_some() && !matches!(kind, DeviceKind::Sbd(_)) {
+        p.add(
+            format!("{key}.sbd"),
+            "`sbd = { ... }` is only for kind = \"sbd\"",
+            "remove it, or set kind = \"sbd\"",
+        );
+    }
 
     let sources = [
         raw.password.is_some(),
@@ -1044,6 +1091,313 @@ fn ipmi_checked(p: &mut Problems, key: &str, raw: &RawDevice) -> Option<IpmiConf
     })
 }
 
+/// Default limit of one sector read or write (sbd's `-I` default).
+const DEFAULT_SBD_IO_TIMEOUT: Duration = Duration::from_secs(3);
+
+fn sbd_checked(p: &mut Problems, key: &str, raw: &RawDevice) -> Option<SbdDeviceConfig> {
+    let Some(s) = raw.sbd.clone() else {
+        p.add(
+            format!("{key}.sbd"),
+            "an sbd device needs its shared disks",
+            "set sbd = { devices = [\"/dev/disk/by-id/...\"] } (1 to 3 disks)",
+        );
+        return None;
+    };
+    let dk = format!("{key}.sbd.devices");
+    let devices: Vec<PathBuf> = s
+        .devices
+        .unwrap_or_default()
+        .iter()
+        .map(|d| PathBuf::from(d.trim()))
+        .collect();
+    if devices.is_empty() || devices.len() > 3 {
+        p.add(
+            &dk,
+            format!("{} disk(s): sbd uses 1 to 3", devices.len()),
+            "list 1 to 3 shared disks (3 is best: a fence needs a majority of them, so one may fail)",
+        );
+    }
+    for d in &devices {
+        if !d.is_absolute() {
+            p.add(
+                &dk,
+                format!("`{}` is not an absolute path", d.display()),
+                "name each disk by a stable absolute path, e.g. /dev/disk/by-id/...",
+            );
+        }
+    }
+    let unique: BTreeSet<&PathBuf> = devices.iter().collect();
+    if unique.len() != devices.len() {
+        p.add(
+            &dk,
+            "a disk is listed twice",
+            "list each shared disk once (a disk counted twice would fake a majority)",
+        );
+    }
+    let sector_size = match s.sector_size {
+        None => None,
+        Some(n @ (512 | 4096)) => Some(n as u32),
+        Some(n) => {
+            p.add(
+                format!("{key}.sbd.sector_size"),
+                format!("{n} is not a sector size sbd uses"),
+                "use 512 or 4096 (only needed for disk images in regular files)",
+            );
+            None
+        }
+    };
+    let io_timeout = duration(
+        p,
+        &format!("{key}.sbd.io_timeout"),
+        &s.io_timeout,
+        DEFAULT_SBD_IO_TIMEOUT,
+    );
+    if io_timeout.is_zero() {
+        p.add(
+            format!("{key}.sbd.io_timeout"),
+            "must be greater than zero",
+            "use e.g. \"3s\" (sbd's default)",
+        );
+    }
+    let from = match s.from {
+        Some(f) => f,
+        None => match crate::sbd::servant::local_name() {
+            Ok(h) => h,
+            Err(e) => {
+                p.add(
+                    format!("{key}.sbd.from"),
+                    format!("cannot read this host's name: {e}"),
+                    "set sbd.from = \"name-of-this-node\"",
+                );
+                String::new()
+            }
+        },
+    };
+    if from.is_empty() || from.len() > crate::sbd::format::NAME_MAX || from.contains('\0') {
+        p.add(
+            format!("{key}.sbd.from"),
+            format!("`{from}` cannot be written as an sbd sender name"),
+            "use 1 to 63 bytes, e.g. this node's name",
+        );
+    }
+    if let Some(map) = &raw.host_map {
+        for (n, slot) in map {
+            if slot.len() > crate::sbd::format::NAME_MAX || slot.contains('\0') {
+                p.add(
+                    format!("{key}.host_map.{n}"),
+                    format!("`{slot}` cannot be an sbd slot name"),
+                    "map the node to its slot name as `sbd list` shows it (at most 63 bytes)",
+                );
+            }
+        }
+    }
+    Some(SbdDeviceConfig {
+        devices,
+        sector_size,
+        io_timeout,
+        crashdump: s.crashdump.unwrap_or(false),
+        from,
+    })
+}
+
+/// Read the headers of an sbd device's disks (this is the only config
+/// check that does I/O: msgwait lives on the disks) and check the timeout
+/// chain against them: every disk readable, the disks' timeouts equal,
+/// msgwait above the watchdog timeout, and the device's off timeout and
+/// (when known) the fencing timeout above msgwait + 2 x io_timeout (a dead
+/// disk costs one io_timeout while the pill is written, and another while
+/// it is read back).
+fn sbd_disks_checked(
+    p: &mut Problems,
+    d: &DeviceConfig,
+    s: &SbdDeviceConfig,
+    fencing_timeout: Option<Duration>,
+) {
+    let key = format!("device[{}].sbd.devices", d.name);
+    let mut readable = Vec::new();
+    let mut to_read = Vec::new();
+    for path in &s.devices {
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_file() && s.sector_size.is_none() => p.add(
+                &key,
+                format!(
+                    "{} is a regular file: its sector size is not known",
+                    path.display()
+                ),
+                "set sbd.sector_size = 512 (or 4096), as the image was created with",
+            ),
+            _ => to_read.push(path.clone()),
+        }
+    }
+    for (path, r) in read_sbd_headers(&to_read, s.sector_size, s.io_timeout) {
+        match r {
+            Ok(h) => readable.push((path, h)),
+            Err(e) => p.add(
+                &key,
+                format!("cannot read the sbd header of {}: {e}", path.display()),
+                format!(
+                    "check that the disk is attached and readable from this node (ls -l {}), and initialised (ironfence sbd -d {} create)",
+                    path.display(),
+                    path.display()
+                ),
+            ),
+        }
+    }
+    // The same disk under two names would count twice toward a majority.
+    for (i, (a, ha)) in readable.iter().enumerate() {
+        for (b, hb) in &readable[i + 1..] {
+            let same_file = matches!(
+                (std::fs::canonicalize(a), std::fs::canonicalize(b)),
+                (Ok(x), Ok(y)) if x == y
+            );
+            if same_file || (ha.minor_version >= 1 && ha.uuid == hb.uuid) {
+                p.add(
+                    &key,
+                    format!(
+                        "{} and {} are the same disk (uuid {}): it would count twice toward the majority",
+                        a.display(),
+                        b.display(),
+                        ha.uuid_string()
+                    ),
+                    "list each shared disk once (by-id paths of different disks)",
+                );
+            }
+        }
+    }
+    let Some((first_path, first)) = readable.first() else {
+        return;
+    };
+    for (path, h) in &readable[1..] {
+        if h.timeouts != first.timeouts {
+            p.add(
+                &key,
+                format!(
+                    "the timeouts in the header of {} (watchdog {} s, msgwait {} s) differ from those of {} (watchdog {} s, msgwait {} s): sbd refuses to watch such disks",
+                    path.display(),
+                    h.timeouts.watchdog,
+                    h.timeouts.msgwait,
+                    first_path.display(),
+                    first.timeouts.watchdog,
+                    first.timeouts.msgwait
+                ),
+                "re-create the disks with the same timeouts (sbd -1 WATCHDOG -4 MSGWAIT create)",
+            );
+        }
+    }
+    let Some((path, worst)) = readable.iter().max_by_key(|(_, h)| h.timeouts.msgwait) else {
+        return;
+    };
+    let msgwait = Duration::from_secs(u64::from(worst.timeouts.msgwait));
+    if worst.timeouts.msgwait <= worst.timeouts.watchdog {
+        p.add(
+            &key,
+            format!(
+                "msgwait {} s is not above the watchdog timeout {} s in the header of {}: a victim whose sbd hangs may still run when msgwait ends",
+                worst.timeouts.msgwait,
+                worst.timeouts.watchdog,
+                path.display()
+            ),
+            "re-create the disks with msgwait at least twice the watchdog timeout (sbd -1 5 -4 10 create)",
+        );
+    }
+    let need = msgwait.saturating_add(s.io_timeout.saturating_mul(2));
+    let why = format!(
+        "msgwait {} s (header of {}) + 2 x sbd.io_timeout {} = {}",
+        worst.timeouts.msgwait,
+        path.display(),
+        humantime::format_duration(s.io_timeout),
+        humantime::format_duration(need)
+    );
+    if d.timeouts.off <= need {
+        p.add(
+            &key,
+            format!(
+                "timeouts.off = {} is not above {why}: a fence returns only after msgwait, so it could never finish",
+                humantime::format_duration(d.timeouts.off)
+            ),
+            format!(
+                "raise the device's timeouts.off above {}",
+                humantime::format_duration(need)
+            ),
+        );
+    }
+    if let Some(ft) = fencing_timeout {
+        if ft <= need {
+            p.add(
+                &key,
+                format!(
+                    "daemon.fencing_timeout = {} is not above {why}: no fence through this device could finish",
+                    humantime::format_duration(ft)
+                ),
+                format!(
+                    "raise daemon.fencing_timeout above {}",
+                    humantime::format_duration(need)
+                ),
+            );
+        }
+    }
+}
+
+/// The headers of `paths`, read in parallel on a thread of their own (the
+/// config may be loaded inside a runtime, and a hung disk must cost at
+/// most one io_timeout).
+fn read_sbd_headers(
+    paths: &[PathBuf],
+    sector_size: Option<u32>,
+    io_timeout: Duration,
+) -> Vec<(PathBuf, Result<crate::sbd::format::Header, String>)> {
+    use crate::sbd::{disk::Disk, SbdError};
+    if paths.is_empty() {
+        return Vec::new();
+    }
+    async fn one(
+        path: PathBuf,
+        sector_size: Option<u32>,
+        t: Duration,
+    ) -> Result<crate::sbd::format::Header, SbdError> {
+        let dev = crate::sbd::io::open(&path, sector_size, t).await?;
+        Disk::new(dev.as_ref()).header().await
+    }
+    let owned = paths.to_vec();
+    let work = move || -> Result<Vec<(PathBuf, Result<_, String>)>, String> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start an I/O runtime: {e}"))?;
+        let out = rt.block_on(async {
+            let handles: Vec<_> = owned
+                .iter()
+                .cloned()
+                .map(|path| tokio::spawn(one(path, sector_size, io_timeout)))
+                .collect();
+            let mut got = Vec::new();
+            for (path, h) in owned.iter().zip(handles) {
+                let r = match h.await {
+                    Ok(r) => r.map_err(|e| e.to_string()),
+                    Err(e) => Err(format!("the read failed: {e}")),
+                };
+                got.push((path.clone(), r));
+            }
+            got
+        });
+        // A read stuck in the kernel must not hold up the check.
+        rt.shutdown_background();
+        Ok(out)
+    };
+    let result = std::thread::Builder::new()
+        .name("sbd-config-check".into())
+        .spawn(work)
+        .map_err(|e| format!("cannot start a thread: {e}"))
+        .and_then(|h| {
+            h.join()
+                .unwrap_or_else(|_| Err("the header read panicked".into()))
+        });
+    match result {
+        Ok(v) => v,
+        Err(e) => paths.iter().map(|p| (p.clone(), Err(e.clone()))).collect(),
+    }
+}
+
 fn retries_checked(p: &mut Problems, key: &str, r: &RawPerAction<i64>) -> Retries {
     let mut one = |a: &str, v: Option<i64>, default: u32| match v {
         None => default,
@@ -1197,6 +1551,61 @@ mod tests {
         .unwrap();
         assert_eq!(c.devices[0].hosts.check, HostCheck::StaticList);
         assert_eq!(c.levels[0].index, 1);
+    }
+
+    #[test]
+    fn sbd_device_from_options() {
+        let opts: BTreeMap<String, String> = [
+            ("devices", "/nonexistent/a,/nonexistent/b"),
+            ("io_timeout", "2s"),
+            ("crashdump", "yes"),
+            ("from", "fencer-1"),
+            ("pcmk_host_list", "a"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let raw = super::super::raw_device_from_options("pill", "sbd", &opts).unwrap();
+        let sbd = raw.sbd.clone().unwrap();
+        assert_eq!(sbd.crashdump, Some(true));
+        assert_eq!(sbd.devices.as_deref().map(<[String]>::len), Some(2));
+        let nodes: BTreeSet<String> = ["a".to_string()].into();
+        let problems = device_from_raw(raw, &nodes).unwrap_err();
+        let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(problems.len(), 2, "{text:?}");
+        assert!(
+            text.iter().all(|t| t.starts_with(
+                "device[pill].sbd.devices: cannot read the sbd header of /nonexistent/"
+            )),
+            "{text:?}"
+        );
+        // Checked without I/O: counts, paths, sector size, sender.
+        let raw = RawDevice {
+            name: "pill".into(),
+            kind: "sbd".into(),
+            host_list: Some(vec!["a".into()]),
+            sbd: Some(super::super::raw::RawSbd {
+                devices: Some(vec!["rel/disk".into()]),
+                sector_size: Some(1024),
+                from: Some("x".repeat(64)),
+                ..Default::default()
+            }),
+            address: Some("10.0.0.1".into()),
+            ..Default::default()
+        };
+        let keys: Vec<String> = device_from_raw(raw, &nodes)
+            .unwrap_err()
+            .into_iter()
+            .map(|p| p.key)
+            .collect();
+        for k in [
+            "device[pill].kind",
+            "device[pill].sbd.devices",
+            "device[pill].sbd.sector_size",
+            "device[pill].sbd.from",
+        ] {
+            assert!(keys.iter().any(|x| x == k), "{k} in {keys:?}");
+        }
     }
 
     #[test]

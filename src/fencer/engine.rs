@@ -1100,10 +1100,21 @@ impl Exec {
                 self.level_failed(level.index, &why, &mut reasons).await;
                 continue;
             }
-            let (result, how) = match req.action {
-                FenceAction::On => (FenceResult::PoweredOn, "power read back as on"),
-                FenceAction::Off => (FenceResult::Fenced, "power read back as off"),
-                FenceAction::Reboot => (FenceResult::Fenced, "power read back as off, then on"),
+            // A poison pill is not a power read-back: say what was observed.
+            let pill = entries
+                .iter()
+                .all(|e| matches!(e.cfg.kind, crate::config::DeviceKind::Sbd(_)));
+            let (result, how) = match (req.action, pill) {
+                (FenceAction::On, true) => (FenceResult::PoweredOn, "poison pill cleared"),
+                (FenceAction::On, false) => (FenceResult::PoweredOn, "power read back as on"),
+                (_, true) => (
+                    FenceResult::Fenced,
+                    "poison pill read back on a majority of disks and msgwait elapsed",
+                ),
+                (FenceAction::Off, false) => (FenceResult::Fenced, "power read back as off"),
+                (FenceAction::Reboot, false) => {
+                    (FenceResult::Fenced, "power read back as off, then on")
+                }
             };
             let msg = format!(
                 "{} {} by level {} ({}): {how}",

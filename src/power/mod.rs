@@ -9,6 +9,7 @@
 pub mod agent;
 pub mod ipmi;
 pub mod redfish;
+pub mod sbd;
 pub mod sim;
 pub mod verify;
 
@@ -119,5 +120,6 @@ pub fn build(cfg: &DeviceConfig) -> Arc<dyn PowerDevice> {
         DeviceKind::Agent(a) => Arc::new(agent::AgentDevice::new(cfg, a)),
         DeviceKind::Ipmi(i) => Arc::new(ipmi::IpmiDevice::new(cfg, i)),
         DeviceKind::Redfish(r) => Arc::new(redfish::RedfishDevice::new(cfg, r)),
+        DeviceKind::Sbd(s) => Arc::new(sbd::SbdDevice::new(cfg, s)),
     }
 }

@@ -14,6 +14,7 @@
 pub mod disk;
 pub mod format;
 pub mod io;
+pub mod servant;
 
 use async_trait::async_trait;
 use std::sync::Mutex;
