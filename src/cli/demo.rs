@@ -84,7 +84,17 @@ host_list = ["controller-3"]
 timeouts = { off = "2s", on = "2s" }
 redfish = { port = @RFPORT@, fingerprint = "@RFPIN@" }
 
-# Level 2: the switched PDU of rack r1, one outlet per controller.
+# Level 2: SBD poison pill on a shared disk (here a file), for when a BMC is
+# unreachable; msgwait 2 s (the victim's watchdog fires within 1 s).
+[[device]]
+name = "sbd-disk"
+kind = "sbd"
+host_list = ["controller-1", "controller-2", "controller-3"]
+timeouts = { off = "8s", on = "4s" }
+retries = { off = 0, on = 0 }
+sbd = { devices = ["@DIR@/sbd-disk.img"], sector_size = 512, io_timeout = "1s", from = "controller-2" }
+
+# Level 3: the switched PDU of rack r1, one outlet per controller.
 [[device]]
 name = "pdu-rack1"
 kind = "sim"
@@ -109,6 +119,11 @@ devices = ["bmc-controller-3"]
 
 [[level]]
 index = 2
+target_attribute = "rack=r1"
+devices = ["sbd-disk"]
+
+[[level]]
+index = 3
 target_attribute = "rack=r1"
 devices = ["pdu-rack1"]
 "#;
@@ -168,6 +183,52 @@ fn describe(r: &HistoryRecord) -> String {
     }
 }
 
+/// A 512-byte-sector sbd disk in a file: watchdog 1 s, msgwait 2 s, a slot
+/// for each controller.
+async fn make_sbd_disk(path: &std::path::Path) -> Result<(), String> {
+    use crate::sbd::{disk::Disk, format};
+    let f = std::fs::File::create(path).map_err(|e| e.to_string())?;
+    f.set_len(format::SECTORS_USED * 512)
+        .map_err(|e| e.to_string())?;
+    drop(f);
+    let dev = crate::sbd::io::open(path, Some(512), std::time::Duration::from_secs(2))
+        .await
+        .map_err(|e| e.to_string())?;
+    let disk = Disk::new(dev.as_ref());
+    let timeouts = format::Timeouts {
+        watchdog: 1,
+        allocate: 0,
+        loop_: 1,
+        msgwait: 2,
+    };
+    disk.create(timeouts, rand::random())
+        .await
+        .map_err(|e| e.to_string())?;
+    for n in 1..=3 {
+        disk.allocate(&format!("controller-{n}"))
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// controller-1's mailbox on the SBD disk, as `sbd list` would show it.
+async fn mailbox_of(path: &std::path::Path, node: &str) -> String {
+    let Ok(dev) = crate::sbd::io::open(path, Some(512), std::time::Duration::from_secs(2)).await
+    else {
+        return "?".into();
+    };
+    let disk = crate::sbd::disk::Disk::new(dev.as_ref());
+    match disk.list().await {
+        Ok(entries) => entries
+            .into_iter()
+            .find(|e| e.name == node)
+            .map(|e| format!("{} from {}", e.mailbox.cmd, e.mailbox.from))
+            .unwrap_or_else(|| "?".into()),
+        Err(e) => e.to_string(),
+    }
+}
+
 pub async fn run(format: OutputFormat) -> u8 {
     let started = Instant::now();
     let dir = match tempfile::Builder::new().prefix("ironfence-demo-").tempdir() {
@@ -213,6 +274,15 @@ pub async fn run(format: OutputFormat) -> u8 {
             return exit::ERROR;
         }
     };
+    // The shared SBD disk: a file, formatted as sbd would, one slot per controller.
+    let disk_path = dir.path().join("sbd-disk.img");
+    if let Err(e) = make_sbd_disk(&disk_path).await {
+        eprintln!(
+            "demo: cannot prepare the SBD disk {}: {e}",
+            disk_path.display()
+        );
+        return exit::ERROR;
+    }
     let mut text = CONFIG.replace("@DIR@", &dir.path().display().to_string());
     text = text
         .replace("@RFPORT@", &redfish.local_addr().port().to_string())
@@ -254,7 +324,11 @@ pub async fn run(format: OutputFormat) -> u8 {
             "  bmc-controller-3: Redfish (HTTPS, iDRAC-like) simulator on {}, certificate pinned",
             redfish.base_url()
         );
-        println!("  level 1: each controller's BMC   level 2: pdu-rack1 (outlet per controller)");
+        println!(
+            "  shared SBD disk: {} (file, 512-byte sectors, msgwait 2 s)",
+            disk_path.display()
+        );
+        println!("  level 1: each controller's BMC   level 2: SBD poison pill   level 3: rack PDU");
         println!();
     }
     let daemon = match Daemon::start(&config, overrides).await {
@@ -384,11 +458,11 @@ pub async fn run(format: OutputFormat) -> u8 {
         OutputFormat::Text => {
             println!();
             println!("result: {:?}: {}", outcome.result, outcome.message);
-            let (poff, pon) = counts("pdu-rack1");
+            let (poff, _) = counts("pdu-rack1");
             println!(
-                "devices: bmc-controller-1 received {} datagram(s) and answered none; pdu-rack1 got {poff} off, {pon} on; outlet-1 is now {}",
+                "devices: bmc-controller-1 received {} datagram(s) and answered none; controller-1's SBD mailbox holds: {}; pdu-rack1 got {poff} off command(s)",
                 bmc1.map(|s| s.datagrams).unwrap_or(0),
-                power("outlet-1")
+                mailbox_of(&disk_path, "controller-1").await
             );
             println!(
                 "survivors, read back through their BMCs: {}",
