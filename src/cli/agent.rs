@@ -123,15 +123,8 @@ pub fn run(kind: &str, args: &[String]) -> i32 {
     }
     if action == AgentAction::Diag {
         if let Some(rf) = &redfish {
-            let rt = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("Failed: cannot start the runtime: {e}");
-                    return exit::GENERIC_ERROR;
-                }
+            let Some(rt) = runtime() else {
+                return exit::GENERIC_ERROR;
             };
             return match rt.block_on(rf.nmi(opts.get("plug").unwrap_or(""))) {
                 Ok(()) => {
@@ -148,15 +141,8 @@ pub fn run(kind: &str, args: &[String]) -> i32 {
             eprintln!("Failed: the diag action is only for IPMI and Redfish");
             return exit::GENERIC_ERROR;
         };
-        let rt = match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(rt) => rt,
-            Err(e) => {
-                eprintln!("Failed: cannot start the runtime: {e}");
-                return exit::GENERIC_ERROR;
-            }
+        let Some(rt) = runtime() else {
+            return exit::GENERIC_ERROR;
         };
         let op = Duration::from_secs_f64(
             opts.seconds("login_timeout", 5.0) + opts.seconds("shell_timeout", 3.0),
@@ -173,29 +159,30 @@ pub fn run(kind: &str, args: &[String]) -> i32 {
         };
     }
     if let (Some(ipmi), AgentAction::Reboot, Some("cycle")) = (&ipmi, action, opts.get("method")) {
-        let rt = match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(rt) => rt,
-            Err(e) => {
-                eprintln!("Failed: cannot start the runtime: {e}");
-                return exit::GENERIC_ERROR;
-            }
+        let Some(rt) = runtime() else {
+            return exit::GENERIC_ERROR;
         };
         return rt.block_on(cycle(ipmi, &opts));
     }
-    let rt = match tokio::runtime::Builder::new_current_thread()
+    let Some(rt) = runtime() else {
+        return exit::GENERIC_ERROR;
+    };
+    rt.block_on(act(device.as_ref(), action, &opts))
+}
+
+/// A one-shot runtime for the agent; `None` (after saying why) if it
+/// cannot be had.
+fn runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
-        Ok(rt) => rt,
+        Ok(rt) => Some(rt),
         Err(e) => {
             eprintln!("Failed: cannot start the runtime: {e}");
-            return exit::GENERIC_ERROR;
+            None
         }
-    };
-    rt.block_on(act(device.as_ref(), action, &opts))
+    }
 }
 
 /// The IPMI device fence_ipmilan's options describe.
@@ -511,15 +498,8 @@ fn run_sbd(action: AgentAction, opts: &Options) -> i32 {
             return exit::GENERIC_ERROR;
         }
     };
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("Failed: cannot start the runtime: {e}");
-            return exit::GENERIC_ERROR;
-        }
+    let Some(rt) = runtime() else {
+        return exit::GENERIC_ERROR;
     };
     let code = rt.block_on(sbd_act(&dev, action, opts));
     // A disk access stuck in the kernel must not keep the agent alive.
