@@ -99,7 +99,6 @@ impl RedfishDevice {
                     off: profile.redfish.off.clone(),
                     on: profile.redfish.on.clone(),
                     cycle: profile.redfish.cycle.clone(),
-                    settle: profile.redfish.settle,
                 };
                 (profile.name.clone(), plan)
             })
@@ -188,7 +187,12 @@ impl RedfishDevice {
             .get(plug)
             .cloned()
             .unwrap_or_else(|| self.cfg.system.clone());
-        let sys = s.select(&selector).await.map_err(|e| self.err(e))?;
+        let mut sys = s.select(&selector).await.map_err(|e| self.err(e))?;
+        // Resolve the allowed reset types once (an ActionInfo GET on BMCs
+        // that publish them only there): the cached shape then carries them.
+        if sys.allowed.is_none() {
+            sys.allowed = s.allowed_resets(&sys).await;
+        }
         if let Ok(mut m) = self.systems.lock() {
             m.insert(plug.to_string(), sys.clone());
         }
@@ -226,7 +230,7 @@ impl RedfishDevice {
             // What the BMC allows decides, in the generic order of
             // preference; the vendor profile is asked when the BMC does not
             // say (or the device names a profile).
-            let plan = if self.cfg.profile.is_some() || s.allowed_resets(&sys).await.is_none() {
+            let plan = if self.cfg.profile.is_some() || sys.allowed.is_none() {
                 self.plan(&s, &sys.uri).await.1
             } else {
                 ResetPlan::default()

@@ -3,7 +3,7 @@
 //! that is always logged out.
 
 use super::tls::{self, TlsMode};
-use super::{RedfishError, ResetPlan};
+use super::RedfishError;
 use crate::power::PowerState;
 use crate::secret::Secret;
 use reqwest::{Method, StatusCode};
@@ -783,14 +783,6 @@ impl Session {
                     warn!(bmc = %self.http.bmc, cause = %e, "could not delete the Redfish session")
                 }
             }
-        }
-    }
-
-    /// A plan's candidate list for a step.
-    pub fn candidates(plan: &ResetPlan, want: PowerState) -> &[String] {
-        match want {
-            PowerState::Off => &plan.off,
-            _ => &plan.on,
         }
     }
 }

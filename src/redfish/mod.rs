@@ -68,8 +68,6 @@ pub struct ResetPlan {
     pub off: Vec<String>,
     pub on: Vec<String>,
     pub cycle: Vec<String>,
-    /// Wait after an accepted reset before the first read-back.
-    pub settle: Duration,
 }
 
 impl Default for ResetPlan {
@@ -80,7 +78,6 @@ impl Default for ResetPlan {
             off: v(&["ForceOff"]),
             on: v(&["On", "ForceOn"]),
             cycle: v(&["PowerCycle", "ForceRestart"]),
-            settle: Duration::ZERO,
         }
     }
 }
