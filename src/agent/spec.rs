@@ -296,47 +296,55 @@ pub fn sim_params() -> Vec<ParamSpec> {
     v
 }
 
+/// The BMC address and credentials, as fence_ipmilan and fence_redfish
+/// spell them: `ip`, `username`, `password`, `password_script`.
+fn login_params() -> [ParamSpec; 4] {
+    [
+        p(
+            "ip",
+            Some('a'),
+            "ip",
+            "ip",
+            STR,
+            None,
+            "IP address or hostname of fencing device",
+        ),
+        p(
+            "username",
+            Some('l'),
+            "username",
+            "name",
+            STR,
+            None,
+            "Login name",
+        ),
+        p(
+            "password",
+            Some('p'),
+            "password",
+            "password",
+            STR,
+            None,
+            "Login password or passphrase",
+        ),
+        p(
+            "password_script",
+            Some('S'),
+            "password-script",
+            "script",
+            STR,
+            None,
+            "Script to run to retrieve password",
+        ),
+    ]
+}
+
 /// Parameters of `fence_ironfence_ipmi`: every option `fence_ipmilan`
 /// documents, with the same names, letters and meanings, plus
 /// `allow_insecure`. Options that only steer ipmitool are accepted and
 /// have no effect (we speak RMCP+ ourselves).
 pub fn ipmi_params() -> Vec<ParamSpec> {
-    let ip = p(
-        "ip",
-        Some('a'),
-        "ip",
-        "ip",
-        STR,
-        None,
-        "IP address or hostname of fencing device",
-    );
-    let username = p(
-        "username",
-        Some('l'),
-        "username",
-        "name",
-        STR,
-        None,
-        "Login name",
-    );
-    let password = p(
-        "password",
-        Some('p'),
-        "password",
-        "password",
-        STR,
-        None,
-        "Login password or passphrase",
-    );
-    let script = p(
-        "password_script",
-        Some('S'),
-        "password-script",
-        "script",
-        STR,
-        None,
-        "Script to run to retrieve password",
-    );
+    let [ip, username, password, script] = login_params();
     let sudo = p("use_sudo", None, "use-sudo", "", Boolean, None, "Use sudo (without password) when calling 3rd party software (no effect: no 3rd party software is called)");
     let mut v = vec![
         p("auth", Some('A'), "auth", "auth", Select(&["md5", "password", "none"]), None, "IPMI Lan Auth type (IPMI v1.5 only; ignored: ironfence always uses RMCP+)"),
@@ -375,42 +383,7 @@ pub fn ipmi_params() -> Vec<ParamSpec> {
 /// documents, with the same names and meanings, plus TLS pinning, a CA file
 /// and the auth mode.
 pub fn redfish_params() -> Vec<ParamSpec> {
-    let ip = p(
-        "ip",
-        Some('a'),
-        "ip",
-        "ip",
-        STR,
-        None,
-        "IP address or hostname of fencing device",
-    );
-    let username = p(
-        "username",
-        Some('l'),
-        "username",
-        "name",
-        STR,
-        None,
-        "Login name",
-    );
-    let password = p(
-        "password",
-        Some('p'),
-        "password",
-        "password",
-        STR,
-        None,
-        "Login password or passphrase",
-    );
-    let script = p(
-        "password_script",
-        Some('S'),
-        "password-script",
-        "script",
-        STR,
-        None,
-        "Script to run to retrieve password",
-    );
+    let [ip, username, password, script] = login_params();
     let mut v = vec![
         ip.obsoleting("ipaddr"),
         ip.deprecated_alias("ipaddr"),
