@@ -11,6 +11,7 @@
 //! checked, so `ironfence config check` can list all of them at once, each
 //! with the key at fault and how to fix it.
 
+mod node;
 mod options;
 pub mod raw;
 mod validate;
@@ -22,6 +23,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use node::{
+    effective_timeout, DelayStart, DiskTimeouts, LocalConfig, LocalSbdConfig, NoQuorumPolicy,
+    QuorumConfig, SelfFenceAction, SelfFenceConfig, SelfFenceMethod, WatchdogConfig, WatchdogKind,
+};
 pub use options::raw_device_from_options;
 pub use validate::{device_from_raw, level_from_raw};
 
@@ -76,6 +81,11 @@ pub struct Config {
     pub nodes: Vec<Node>,
     pub devices: Vec<DeviceConfig>,
     pub levels: Vec<Level>,
+    /// What the node daemon supervises on this node.
+    pub local: LocalConfig,
+    /// The timeouts in this node's sbd disk headers, when the config was
+    /// loaded with [`Config::load_checked`] and `[sbd]` is set.
+    pub disk_timeouts: Option<DiskTimeouts>,
 }
 
 #[derive(Debug, Clone)]

@@ -16,6 +16,8 @@ pub struct RawDaemon {
     pub verify_interval: Option<String>,
     pub storm_max_share: Option<f64>,
     pub storm_window: Option<String>,
+    /// This node's name (its slot on the sbd disks); default: host name.
+    pub node_name: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -144,4 +146,54 @@ pub struct RawLevel {
     pub target_regex: Option<String>,
     pub target_attribute: Option<String>,
     pub devices: Vec<String>,
+}
+
+/// `[watchdog]`: the timer that resets this node unless ironfenced feeds it.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWatchdog {
+    /// linux (a /dev/watchdog device), ipmi (the BMC's watchdog through
+    /// /dev/ipmi0), recorder (a file, for tests and the demo) or none.
+    pub kind: Option<String>,
+    pub device: Option<PathBuf>,
+    pub timeout: Option<String>,
+    /// How often the inquisitor checks the servants and feeds.
+    pub interval: Option<String>,
+}
+
+/// `[sbd]`: this node's own slot on the shared disks (the SBD servants).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLocalSbd {
+    pub devices: Option<Vec<String>>,
+    pub sector_size: Option<i64>,
+    pub io_timeout: Option<String>,
+    /// "always" (default) or "clean".
+    pub start_mode: Option<String>,
+    /// false (default), true (= msgwait) or a duration.
+    pub delay_start: Option<toml::Value>,
+}
+
+/// `[quorum]`: the quorum servant.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQuorum {
+    /// "corosync" or "none" (default).
+    pub source: Option<String>,
+    /// "suicide" (default) or "ignore".
+    pub no_quorum_policy: Option<String>,
+}
+
+/// `[self_fence]`: what this node does to itself.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSelfFence {
+    /// "sysrq" (default) or "recorder".
+    pub method: Option<String>,
+    /// For the recorder: the file it appends to.
+    pub record_file: Option<PathBuf>,
+    /// On a stalled servant or lost quorum: "reboot" (default), "off" or "crashdump".
+    pub timeout_action: Option<String>,
+    /// sync(2) before acting (default true).
+    pub flush: Option<bool>,
 }

@@ -15,10 +15,15 @@ const DEFAULT_OFF_RETRIES: u32 = 2;
 const MAX_RETRIES: i64 = 10;
 
 /// Collects problems under a key prefix.
-struct Problems(Vec<Problem>);
+pub(super) struct Problems(Vec<Problem>);
 
 impl Problems {
-    fn add(&mut self, key: impl Into<String>, message: impl Into<String>, fix: impl Into<String>) {
+    pub(super) fn add(
+        &mut self,
+        key: impl Into<String>,
+        message: impl Into<String>,
+        fix: impl Into<String>,
+    ) {
         self.0.push(Problem {
             key: key.into(),
             message: message.into(),
@@ -38,7 +43,12 @@ pub(crate) fn parse_duration(s: &str) -> Option<Duration> {
     (d <= MAX_DURATION).then_some(d)
 }
 
-fn duration(p: &mut Problems, key: &str, value: &Option<String>, default: Duration) -> Duration {
+pub(super) fn duration(
+    p: &mut Problems,
+    key: &str,
+    value: &Option<String>,
+    default: Duration,
+) -> Duration {
     match value {
         None => default,
         Some(s) => match parse_duration(s) {
@@ -80,6 +90,7 @@ pub(super) fn parse(text: &str, disks: bool) -> Result<Config, Vec<Problem>> {
     let mut raw_nodes: Vec<(String, RawNode)> = Vec::new();
     let mut raw_devices: Vec<(String, RawDevice)> = Vec::new();
     let mut raw_levels: Vec<(String, RawLevel)> = Vec::new();
+    let mut raw_local = super::node::RawLocal::default();
     for (key, value) in table {
         match key.as_str() {
             "daemon" => match RawDaemon::deserialize(value) {
@@ -89,15 +100,21 @@ pub(super) fn parse(text: &str, disks: bool) -> Result<Config, Vec<Problem>> {
             "node" => each_item(&mut p, "node", value, &mut raw_nodes),
             "device" => each_item(&mut p, "device", value, &mut raw_devices),
             "level" => each_item(&mut p, "level", value, &mut raw_levels),
+            "watchdog" => raw_local.watchdog = section(&mut p, "watchdog", value),
+            "sbd" => raw_local.sbd = section(&mut p, "sbd", value),
+            "quorum" => raw_local.quorum = section(&mut p, "quorum", value),
+            "self_fence" => raw_local.self_fence = section(&mut p, "self_fence", value),
             other => p.add(
                 other,
                 format!("unknown top-level key `{other}`"),
-                "use [daemon], [[node]], [[device]] or [[level]]",
+                "use [daemon], [watchdog], [sbd], [quorum], [self_fence], [[node]], [[device]] or [[level]]",
             ),
         }
     }
 
+    let node_name = raw_daemon.node_name.clone();
     let daemon = daemon_from_raw(&mut p, raw_daemon);
+    let local = super::node::local_from_raw(&mut p, raw_local, node_name);
     let nodes = nodes_from_raw(&mut p, raw_nodes);
     let node_names: BTreeSet<String> = nodes.iter().map(|n| n.name.clone()).collect();
 
@@ -139,10 +156,28 @@ pub(super) fn parse(text: &str, disks: bool) -> Result<Config, Vec<Problem>> {
 
     // SBD devices: msgwait lives in the disks' headers (only when asked:
     // `config check` and daemon start, never a plain load).
+    let mut disk_timeouts = None;
     if disks {
         for d in &devices {
             if let DeviceKind::Sbd(s) = &d.kind {
                 sbd_disks_checked(&mut p, d, s, Some(daemon.fencing_timeout));
+            }
+        }
+        if let Some(s) = &local.sbd {
+            let headers = read_sbd_headers(&s.devices, s.sector_size, s.io_timeout);
+            disk_timeouts = super::node::local_disks_checked(&mut p, &local, &headers);
+            if let Some(t) = disk_timeouts {
+                if daemon.fencing_timeout <= t.msgwait {
+                    p.add(
+                        "daemon.fencing_timeout",
+                        format!(
+                            "{} is not above msgwait {} of this node's sbd disks",
+                            humantime::format_duration(daemon.fencing_timeout),
+                            humantime::format_duration(t.msgwait)
+                        ),
+                        "raise daemon.fencing_timeout above msgwait (a fence by poison pill waits msgwait)",
+                    );
+                }
             }
         }
     }
@@ -173,9 +208,30 @@ pub(super) fn parse(text: &str, disks: bool) -> Result<Config, Vec<Problem>> {
             nodes,
             devices,
             levels,
+            local,
+            disk_timeouts,
         })
     } else {
         Err(p.0)
+    }
+}
+
+/// One `[section]` table deserialized on its own.
+fn section<T: for<'de> Deserialize<'de>>(
+    p: &mut Problems,
+    name: &str,
+    value: toml::Value,
+) -> Option<T> {
+    match T::deserialize(value) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            p.add(
+                name,
+                e.to_string().trim().to_string(),
+                format!("see the [{name}] keys in README"),
+            );
+            None
+        }
     }
 }
 
