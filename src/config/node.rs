@@ -599,3 +599,186 @@ pub fn effective_timeout(local: &LocalConfig, disk: Option<DiskTimeouts>) -> Dur
         .or(disk.map(|d| d.watchdog))
         .unwrap_or(DEFAULT_WATCHDOG_TIMEOUT)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::*;
+
+    fn parse(text: &str) -> Result<Config, Vec<Problem>> {
+        super::super::validate::parse(text, false)
+    }
+
+    fn problems(text: &str) -> Vec<Problem> {
+        parse(text).expect_err("config must be refused")
+    }
+
+    #[test]
+    fn nothing_configured_means_not_supervised() {
+        let c = parse("[daemon]\nnode_name = \"n1\"\n").unwrap();
+        assert!(!c.local.supervised());
+        assert_eq!(c.local.name, "n1");
+    }
+
+    #[test]
+    fn full_node_sections() {
+        let c = parse(
+            r#"
+[daemon]
+node_name = "controller-1"
+[watchdog]
+kind = "linux"
+device = "/dev/watchdog0"
+timeout = "10s"
+interval = "1s"
+[sbd]
+devices = ["/dev/disk/by-id/a", "/dev/disk/by-id/b", "/dev/disk/by-id/c"]
+io_timeout = "3s"
+start_mode = "clean"
+delay_start = "msgwait"
+[self_fence]
+method = "recorder"
+record_file = "/tmp/sf.jsonl"
+timeout_action = "off"
+flush = false
+"#,
+        )
+        .unwrap();
+        let l = &c.local;
+        assert!(l.supervised());
+        let w = l.watchdog.as_ref().unwrap();
+        assert_eq!(w.kind, WatchdogKind::Linux);
+        assert_eq!(w.timeout, Some(Duration::from_secs(10)));
+        let s = l.sbd.as_ref().unwrap();
+        assert_eq!(s.devices.len(), 3);
+        assert_eq!(s.start_mode, crate::sbd::servant::StartMode::Clean);
+        assert_eq!(s.delay_start, DelayStart::Msgwait);
+        assert_eq!(
+            l.self_fence,
+            SelfFenceConfig {
+                method: SelfFenceMethod::Recorder("/tmp/sf.jsonl".into()),
+                timeout_action: SelfFenceAction::Off,
+                flush: false
+            }
+        );
+        assert_eq!(effective_timeout(l, None), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn bad_node_sections_name_the_key_and_the_fix() {
+        let cases: &[(&str, &str)] = &[
+            ("[watchdog]\nkind = \"softdog\"\n", "watchdog.kind"),
+            ("[watchdog]\nkind = \"recorder\"\n", "watchdog.device"),
+            ("[watchdog]\ntimeout = \"2.5s\"\n", "watchdog.timeout"),
+            ("[watchdog]\ntimeout = \"0s\"\n", "watchdog.timeout"),
+            (
+                "[watchdog]\ntimeout = \"4s\"\ninterval = \"3s\"\n",
+                "watchdog.interval",
+            ),
+            ("[watchdog]\ndevice = \"watchdog0\"\n", "watchdog.device"),
+            (
+                "[watchdog]\ntimeout = \"5s\"\n[sbd]\ndevices = [\"/d\"]\nio_timeout = \"4s\"\n",
+                "sbd.io_timeout",
+            ),
+            ("[sbd]\ndevices = []\n", "sbd.devices"),
+            (
+                "[sbd]\ndevices = [\"/a\", \"/b\", \"/c\", \"/d\"]\n",
+                "sbd.devices",
+            ),
+            ("[sbd]\ndevices = [\"/a\", \"/a\"]\n", "sbd.devices"),
+            (
+                "[sbd]\ndevices = [\"/a\"]\nstart_mode = \"sometimes\"\n",
+                "sbd.start_mode",
+            ),
+            (
+                "[sbd]\ndevices = [\"/a\"]\ndelay_start = \"soon\"\n",
+                "sbd.delay_start",
+            ),
+            (
+                "[sbd]\ndevices = [\"/a\"]\nsector_size = 1000\n",
+                "sbd.sector_size",
+            ),
+            ("[quorum]\nsource = \"zookeeper\"\n", "quorum.source"),
+            (
+                "[quorum]\nsource = \"corosync\"\nno_quorum_policy = \"freeze\"\n",
+                "quorum.no_quorum_policy",
+            ),
+            ("[self_fence]\nmethod = \"halt\"\n", "self_fence.method"),
+            (
+                "[self_fence]\nmethod = \"recorder\"\n",
+                "self_fence.record_file",
+            ),
+            (
+                "[self_fence]\ntimeout_action = \"panic\"\n",
+                "self_fence.timeout_action",
+            ),
+            ("[watchdog]\ntimout = \"5s\"\n", "watchdog"),
+            ("[daemon]\nnode_name = \"\"\n", "daemon.node_name"),
+        ];
+        for (text, key) in cases {
+            let p = problems(text);
+            assert!(
+                p.iter().any(|p| p.key == *key && !p.fix.is_empty()),
+                "{text:?}: expected a problem at {key}, got {p:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn corosync_needs_the_feature() {
+        let r = parse("[quorum]\nsource = \"corosync\"\n");
+        if cfg!(feature = "corosync") {
+            assert!(r.unwrap().local.quorum.is_some());
+        } else {
+            let p = r.unwrap_err();
+            assert!(p[0].fix.contains("--features corosync"), "{p:?}");
+        }
+    }
+
+    #[test]
+    fn disk_relations() {
+        use crate::sbd::format::{Header, Timeouts};
+        let c = parse("[watchdog]\nkind = \"recorder\"\ndevice = \"/tmp/wd\"\n[sbd]\ndevices = [\"/a\", \"/b\"]\nio_timeout = \"1s\"\n").unwrap();
+        let header = |watchdog, msgwait| {
+            Header::new(
+                512,
+                Timeouts {
+                    watchdog,
+                    allocate: 2,
+                    loop_: 1,
+                    msgwait,
+                },
+                [7; 16],
+            )
+        };
+        let mut p = super::Problems(Vec::new());
+        let ok = vec![
+            ("/a".into(), Ok(header(5, 10))),
+            ("/b".into(), Err("gone".to_string())),
+        ];
+        let t = super::local_disks_checked(&mut p, &c.local, &ok).unwrap();
+        assert!(p.0.is_empty(), "{:?}", p.0);
+        assert_eq!(t.msgwait, Duration::from_secs(10));
+        // The watchdog timeout comes from the header when not configured.
+        assert_eq!(effective_timeout(&c.local, Some(t)), Duration::from_secs(5));
+        // msgwait not above the watchdog timeout.
+        let bad = vec![("/a".into(), Ok(header(5, 5)))];
+        super::local_disks_checked(&mut p, &c.local, &bad);
+        assert!(p.0.iter().any(|p| p.key == "watchdog.timeout"), "{:?}", p.0);
+        // Disagreeing disks, and none readable.
+        let mut p = super::Problems(Vec::new());
+        let two = vec![
+            ("/a".into(), Ok(header(5, 10))),
+            ("/b".into(), Ok(header(5, 12))),
+        ];
+        super::local_disks_checked(&mut p, &c.local, &two);
+        assert!(
+            p.0.iter().any(|p| p.message.contains("disagree")),
+            "{:?}",
+            p.0
+        );
+        let mut p = super::Problems(Vec::new());
+        let none = vec![("/a".into(), Err("gone".to_string()))];
+        assert!(super::local_disks_checked(&mut p, &c.local, &none).is_none());
+        assert!(p.0[0].message.contains("no disk is readable"), "{:?}", p.0);
+    }
+}

@@ -15,7 +15,7 @@ const DEFAULT_OFF_RETRIES: u32 = 2;
 const MAX_RETRIES: i64 = 10;
 
 /// Collects problems under a key prefix.
-pub(super) struct Problems(Vec<Problem>);
+pub(super) struct Problems(pub(super) Vec<Problem>);
 
 impl Problems {
     pub(super) fn add(
