@@ -17,6 +17,7 @@
 //! | [`ipmi`]    | IPMI v2.0 over LAN (RMCP+): our async session layer, cipher suites 1-3/15-17, chassis commands |
 //! | [`redfish`] | Redfish client: TLS modes, sessions, system discovery, reset types, task monitors |
 //! | [`sbd`]     | SBD shared-disk poison pill: the on-disk format (ClusterLabs sbd v2.1), sector I/O, disk operations |
+//! | [`watchdog`] | trait `Watchdog`: Linux `/dev/watchdog` (the only WDIOC ioctls), the BMC's timer via `/dev/ipmi0`, a recorder; sysfs listing |
 //! | [`agent`]   | the ClusterLabs fence agent API: stdin options, metadata XML, exit codes, running external agents |
 //! | [`sim`]     | simulated BMCs with fault injection (slow, silent, refuses, lies), in-process and as an RMCP+ server |
 //! | [`secret`]  | credentials that are never printed                               |
@@ -39,3 +40,4 @@ pub mod redfish;
 pub mod sbd;
 pub mod secret;
 pub mod sim;
+pub mod watchdog;
