@@ -11,8 +11,8 @@
 //!
 //! * `list` reads `/sys/class/watchdog` and opens no device (opening one
 //!   starts it). Finding none is an answer, not a failure: it says so and
-//!   exits 0, as `sbd query-watchdog` does (`--output json` gives `[]` for
-//!   scripts to test).
+//!   exits 0, as `sbd query-watchdog` does (`--output json` prints
+//!   `{"sysfs": DIR, "devices": [...]}`, an empty list for scripts to test).
 //! * `test` syncs the file systems, arms the watchdog with a short timeout,
 //!   never feeds it and counts down: the machine should reset. If it is
 //!   still alive 7 s after the timeout, the watchdog is unfit and the exit
