@@ -6,6 +6,10 @@
 pub const OK: u8 = 0;
 /// The operation failed (fence failed, bad config, device error).
 pub const ERROR: u8 = 1;
+/// `ironfenced` only: this node fenced itself (a poison pill, lost quorum,
+/// a stalled servant) and the self-fence returned (a recorder, or a sysrq
+/// that did not take; the watchdog stays armed). Do not restart it blindly.
+pub const SELF_FENCED: u8 = 3;
 /// The command line was wrong (unknown option, missing argument).
 pub const USAGE: u8 = 64;
 /// The daemon could not be reached on its socket (not running, no access).
@@ -24,6 +28,7 @@ pub const TABLE: &[(u8, &str)] = &[
         ERROR,
         "the operation failed (fence failed, bad config, device error)",
     ),
+    (SELF_FENCED, "ironfenced: this node fenced itself"),
     (USAGE, "wrong command line"),
     (DAEMON_UNREACHABLE, "ironfenced not reachable on its socket"),
     (NO_SUCH, "no such node, device or level"),

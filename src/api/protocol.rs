@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 #[serde(tag = "verb", rename_all = "snake_case")]
 pub enum Request {
     Ping,
+    /// The node daemon's own state: servants, watchdog, quorum.
+    NodeStatus,
     Fence {
         target: String,
         action: FenceAction,
@@ -78,6 +80,7 @@ impl Request {
     pub fn verb(&self) -> &'static str {
         match self {
             Request::Ping => "ping",
+            Request::NodeStatus => "node status",
             Request::Fence { .. } => "fence",
             Request::Confirm { .. } => "confirm",
             Request::Status { .. } => "status",
@@ -104,6 +107,9 @@ impl Request {
 pub enum Reply {
     Pong {
         version: String,
+    },
+    NodeStatus {
+        status: Box<crate::node::status::NodeStatus>,
     },
     Fence {
         outcome: FenceOutcome,

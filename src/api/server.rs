@@ -126,6 +126,7 @@ pub async fn serve(
     listener: UnixListener,
     fencer: Fencer,
     access: Access,
+    node: watch::Receiver<crate::node::status::NodeStatus>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
@@ -137,7 +138,8 @@ pub async fn serve(
                 Ok((stream, _)) => {
                     let fencer = fencer.clone();
                     let access = access.clone();
-                    tokio::spawn(async move { connection(stream, fencer, access).await });
+                    let node = node.clone();
+                    tokio::spawn(async move { connection(stream, fencer, access, node).await });
                 }
                 Err(e) => {
                     warn!(cause = %e, "accept failed");
@@ -148,7 +150,12 @@ pub async fn serve(
     }
 }
 
-async fn connection(stream: UnixStream, fencer: Fencer, access: Access) {
+async fn connection(
+    stream: UnixStream,
+    fencer: Fencer,
+    access: Access,
+    node: watch::Receiver<crate::node::status::NodeStatus>,
+) {
     let who = check_peer(&stream, &access);
     let (read, mut write) = stream.into_split();
     let response = match who {
@@ -172,7 +179,14 @@ async fn connection(stream: UnixStream, fencer: Fencer, access: Access) {
                     )),
                     Ok(req) => {
                         debug!(client = %who, verb = req.verb(), "request");
-                        match handle(&fencer, req, &who).await {
+                        let r = if let Request::NodeStatus = req {
+                            Ok(Reply::NodeStatus {
+                                status: Box::new(node.borrow().clone()),
+                            })
+                        } else {
+                            handle(&fencer, req, &who).await
+                        };
+                        match r {
                             Ok(r) => Response::Ok(r),
                             Err(e) => Response::Error(e),
                         }
@@ -225,6 +239,12 @@ pub fn our_metadata(kind: &str) -> Option<AgentMetadata> {
 
 async fn handle(fencer: &Fencer, req: Request, who: &str) -> Result<Reply, ApiError> {
     Ok(match req {
+        Request::NodeStatus => {
+            return Err(ApiError::new(
+                ErrorKind::BadRequest,
+                "node status is answered by the connection",
+            ))
+        }
         Request::Ping => Reply::Pong {
             version: env!("CARGO_PKG_VERSION").to_string(),
         },

@@ -5,7 +5,8 @@ use ironfence::config::{Config, DEFAULT_PATH};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// ironfence node daemon: fencer service and API socket.
+/// ironfence node daemon: fencer service, API socket, watchdog inquisitor
+/// (SBD servants, corosync quorum, self-fencing).
 #[derive(Parser)]
 #[command(version, about)]
 struct Args {
@@ -53,6 +54,11 @@ fn main() -> ExitCode {
     };
     match rt.block_on(ironfence::node::run(config)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e @ ironfence::node::NodeError::SelfFenced { .. }) => {
+            eprintln!("ironfenced: {e}");
+            // Leave at once: no destructors, nothing that could disarm.
+            std::process::exit(i32::from(ironfence::exit::SELF_FENCED));
+        }
         Err(e) => {
             eprintln!("ironfenced: {e}");
             ExitCode::from(ironfence::exit::ERROR)

@@ -10,8 +10,10 @@ mod agent;
 mod demo;
 mod output;
 mod probe;
+mod quorum;
 mod sbd;
 mod sim;
+mod watchdog;
 
 use crate::api::client::{self, ClientError};
 use crate::api::protocol::{ErrorKind, Reply, Request};
@@ -124,6 +126,19 @@ enum Command {
     Sim(sim::SimCommand),
     /// sbd's disk verbs (no daemon): `ironfence sbd -d DEV [-1 N -4 N -n NAME] create|dump|list|allocate|message|ping`.
     Sbd(sbd::SbdArgs),
+    /// This node's hardware watchdogs: `list` (reads sysfs, opens nothing), `test` (RESETS THE MACHINE).
+    Watchdog(watchdog::WatchdogArgs),
+    /// Quorum as the local corosync sees it: `status`, `watch` (needs the `corosync` build feature).
+    Quorum(quorum::QuorumArgs),
+    /// The node daemon's supervision: servants, watchdog, quorum.
+    #[command(subcommand)]
+    Node(NodeCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum NodeCommand {
+    /// Servants, last feed, time to watchdog expiry, quorum (from ironfenced).
+    Status,
 }
 
 #[derive(Subcommand, Debug)]
@@ -283,6 +298,12 @@ async fn run(cli: Cli) -> u8 {
         Command::Agent { .. } => return exit::USAGE, // handled in main()
         Command::Sim(cmd) => return sim::run(cmd).await,
         Command::Sbd(args) => return sbd::run(args).await,
+        Command::Watchdog(args) => {
+            let json = cli.output == OutputFormat::Json;
+            return watchdog::execute(args, json);
+        }
+        Command::Quorum(args) => return quorum::run(args, cli.output).await,
+        Command::Node(NodeCommand::Status) => Ok(Request::NodeStatus),
         Command::Config(ConfigCommand::Check) => {
             let path = cli
                 .config

@@ -151,6 +151,7 @@ impl Printer {
         }
         match r {
             Reply::Pong { version } => println!("ironfenced {version}"),
+            Reply::NodeStatus { status } => print!("{}", status.text()),
             Reply::Fence { outcome: o } => {
                 let line = format!(
                     "{} {}: {:?} (request #{}, {:.1} s): {}",
