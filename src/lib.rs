@@ -16,6 +16,7 @@
 //! | [`profiles`] | vendor BMC profiles from `firmware-configs/`: recognise a BMC, its reset types, ciphers, quirks |
 //! | [`ipmi`]    | IPMI v2.0 over LAN (RMCP+): our async session layer, cipher suites 1-3/15-17, chassis commands |
 //! | [`redfish`] | Redfish client: TLS modes, sessions, system discovery, reset types, task monitors |
+//! | [`quorum`]  | the `QuorumSource` trait: corosync's quorum/membership view (feature `corosync`), static, manual fake |
 //! | [`sbd`]     | SBD shared-disk poison pill: the on-disk format (ClusterLabs sbd v2.1), sector I/O, disk operations |
 //! | [`watchdog`] | trait `Watchdog`: Linux `/dev/watchdog` (the only WDIOC ioctls), the BMC's timer via `/dev/ipmi0`, a recorder; sysfs listing |
 //! | [`agent`]   | the ClusterLabs fence agent API: stdin options, metadata XML, exit codes, running external agents |
@@ -36,6 +37,7 @@ pub mod ipmi;
 pub mod node;
 pub mod power;
 pub mod profiles;
+pub mod quorum;
 pub mod redfish;
 pub mod sbd;
 pub mod secret;

@@ -36,23 +36,31 @@ impl Lab {
         self.dir.path().join("state")
     }
 
-    /// Start the daemon and wait until it answers.
-    pub fn start(&self) -> Daemon {
+    /// Start the daemon without waiting for it (it may refuse to start).
+    /// On this host nothing may touch a real watchdog or sysrq: the guard
+    /// is always set.
+    pub fn spawn(&self) -> Daemon {
         let log = std::fs::File::create(self.dir.path().join("daemon.log")).unwrap();
         let child = Command::new(DAEMON)
             .arg("--config")
             .arg(&self.config)
             .arg("--log")
             .arg("debug")
+            .env("IRONFENCE_FORBID_HARDWARE", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .unwrap();
-        let d = Daemon {
+        Daemon {
             child,
             log: self.dir.path().join("daemon.log"),
-        };
+        }
+    }
+
+    /// Start the daemon and wait until it answers.
+    pub fn start(&self) -> Daemon {
+        let mut d = self.spawn();
         let start = Instant::now();
         loop {
             let out = self.cli(&["devices"]);
@@ -64,6 +72,9 @@ impl Lab {
                 "ironfenced did not come up: {}",
                 std::fs::read_to_string(&d.log).unwrap_or_default()
             );
+            if let Some(st) = d.child.try_wait().unwrap() {
+                panic!("ironfenced exited ({st}): {}", d.log_text());
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -77,6 +88,7 @@ impl Lab {
         let mut c = Command::new(CLI);
         c.arg("--socket").arg(self.socket()).args(args);
         c.env_remove("IRONFENCE_CONFIG");
+        c.env("IRONFENCE_FORBID_HARDWARE", "1");
         c
     }
 
@@ -117,6 +129,35 @@ impl Daemon {
             .arg(self.pid().to_string())
             .status();
         self.child.wait().unwrap()
+    }
+    /// Send a signal by name (TERM, USR1, STOP, CONT...).
+    pub fn signal(&self, sig: &str) {
+        let _ = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status();
+    }
+    /// Wait for the process to exit by itself, at most `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+    /// Wait until the log contains `needle`, at most `limit`.
+    pub fn wait_log(&self, needle: &str, limit: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if self.log_text().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
     }
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
