@@ -25,11 +25,15 @@ PACKAGES=(
     curl          # tests/redfish_sim_interop.rs: raw HTTP checks of our Redfish simulator
     openssl       # certificate fingerprints in the Redfish TLS tests
     sbd           # ClusterLabs sbd 1.5.2: on-disk interop and its sandboxed daemon (tests/sbd_interop.rs, tests/lab/sbd/)
+    qemu-system-x86 # qemu-system-x86_64 (TCG): guests with an i6300esb watchdog and shared virtio disks (tests/support/qemu.rs, tests/qemu_lab.rs)
+    gzip          # compresses the QEMU guests' base initramfs (the kernel finds the end of a gzip archive, so a per-guest cpio can follow)
+    libc-bin      # ldd: the libraries /usr/sbin/sbd needs inside the QEMU guests
 )
 
 # What must exist afterwards; if all of it already does, apt is skipped.
 NEEDED_COMMANDS=(ipmi_sim ipmitool fence_ipmilan fence_redfish xmllint ps
-    corosync corosync-cfgtool pacemakerd stonith_admin crm_mon ip unshare nsenter curl openssl sbd)
+    corosync corosync-cfgtool pacemakerd stonith_admin crm_mon ip unshare nsenter curl openssl sbd
+    qemu-system-x86_64 gzip ldd)
 NEEDED_FILES=(/usr/share/cluster/relaxng/metadata.rng
     /usr/lib/pacemaker/pacemaker-fenced)
 
@@ -57,6 +61,9 @@ done
 venvs() {
     bash "$here/pyghmi-venv.sh"
     bash "$here/redfish-venv.sh"
+    # the QEMU lab's guest kernel and busybox (apt-get download + dpkg-deb -x
+    # into /opt/ironfence-lab/vm, nothing installed; idempotent)
+    bash "$here/vm/fetch-kernel.sh"
 }
 
 if [ ${#missing[@]} -eq 0 ]; then

@@ -32,6 +32,7 @@
 
 #![allow(dead_code)]
 
+pub mod qemu;
 pub mod sushy;
 
 use std::collections::HashSet;
