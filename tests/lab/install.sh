@@ -28,14 +28,21 @@ PACKAGES=(
     qemu-system-x86 # qemu-system-x86_64 (TCG): guests with an i6300esb watchdog and shared virtio disks (tests/support/qemu.rs, tests/qemu_lab.rs)
     gzip          # compresses the QEMU guests' base initramfs (the kernel finds the end of a gzip archive, so a per-guest cpio can follow)
     libc-bin      # ldd: the libraries /usr/sbin/sbd needs inside the QEMU guests
+    # corosync's client libraries, which `--features corosync` links (rust-corosync links
+    # cpg, cfg, cmap, quorum and votequorum): src/quorum/corosync.rs, tests/quorum_corosync.rs
+    libcorosync-common-dev libquorum-dev libvotequorum-dev libcmap-dev libcfg-dev libcpg-dev
+    pkg-config    # finds those libraries for builds that ask pkg-config
 )
 
 # What must exist afterwards; if all of it already does, apt is skipped.
 NEEDED_COMMANDS=(ipmi_sim ipmitool fence_ipmilan fence_redfish xmllint ps
-    corosync corosync-cfgtool pacemakerd stonith_admin crm_mon ip unshare nsenter curl openssl sbd
+    corosync corosync-cfgtool corosync-quorumtool pkg-config pacemakerd stonith_admin crm_mon ip unshare nsenter curl openssl sbd
     qemu-system-x86_64 gzip ldd)
 NEEDED_FILES=(/usr/share/cluster/relaxng/metadata.rng
-    /usr/lib/pacemaker/pacemaker-fenced)
+    /usr/lib/pacemaker/pacemaker-fenced
+    /usr/include/corosync/corotypes.h /usr/include/corosync/quorum.h
+    /usr/include/corosync/votequorum.h /usr/include/corosync/cmap.h
+    /usr/include/corosync/cfg.h /usr/include/corosync/cpg.h)
 
 # Like `command -v`, but also looks in the sbin directories, which a non-root
 # PATH often lacks (fence_ipmilan lives in /usr/sbin).

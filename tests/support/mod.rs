@@ -33,6 +33,7 @@
 #![allow(dead_code)]
 
 pub mod qemu;
+pub mod corosync;
 pub mod sushy;
 
 use std::collections::HashSet;
