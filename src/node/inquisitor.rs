@@ -528,7 +528,9 @@ pub async fn run(parts: Parts, mut shutdown: watch::Receiver<bool>) -> Ending {
             s.healthy = verdict.healthy;
             s.problems = verdict.problems.clone();
             s.servants = servants;
-            s.quorum = qinput.as_ref().map(|q| q.view.clone());
+            s.quorum = qinput
+                .as_ref()
+                .and_then(|q| serde_json::to_value(&q.view).ok());
             s.watchdog = wd_status;
         });
     };

@@ -2,7 +2,6 @@
 //! SIGUSR1 log line show it: the inquisitor publishes a fresh
 //! [`NodeStatus`] every loop; readers never block it.
 
-use crate::quorum::QuorumView;
 use serde::{Deserialize, Serialize};
 
 /// One servant's health.
@@ -41,8 +40,8 @@ pub struct NodeStatus {
     pub problems: Vec<String>,
     pub servants: Vec<ServantStatus>,
     pub watchdog: Option<WatchdogStatus>,
-    #[serde(default, skip_deserializing)]
-    pub quorum: Option<QuorumView>,
+    /// The quorum view (crate::quorum::QuorumView as JSON).
+    pub quorum: Option<serde_json::Value>,
     /// How a self-fence would be carried out.
     pub self_fence: String,
 }
