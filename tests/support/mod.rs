@@ -32,8 +32,8 @@
 
 #![allow(dead_code)]
 
-pub mod qemu;
 pub mod corosync;
+pub mod qemu;
 pub mod sushy;
 
 use std::collections::HashSet;
