@@ -9,6 +9,7 @@
 //! - two_node: partition the pair -> the node with a healthy sbd disk keeps
 //!   feeding, the one without self-fences (sbd's rule for a lone survivor).
 #![cfg(feature = "corosync")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 

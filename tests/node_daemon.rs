@@ -3,6 +3,7 @@
 //! sets IRONFENCE_FORBID_HARDWARE for every process). The disk is an sbd
 //! disk image in a regular file, created by our own `ironfence sbd`; the
 //! real-hardware versions of these tests run in QEMU guests (node_qemu.rs).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod harness;
 

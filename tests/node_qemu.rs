@@ -13,6 +13,7 @@
 //!
 //! The guests run one at a time (a lock): TCG on 2 cores keeps its timing
 //! honest that way. Run: `cargo test --test node_qemu -- --nocapture`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 

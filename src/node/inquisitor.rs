@@ -278,7 +278,17 @@ pub async fn run(parts: Parts, mut shutdown: watch::Receiver<bool>) -> Ending {
     let mut qwatch = None;
     let mut quorum_deadline = timeout;
     if let (Some(src), Some(qcfg)) = (quorum, local.quorum) {
-        match src.watch(interval, servant_stop.clone()) {
+        // Connecting may block for a few seconds: not on a runtime worker.
+        let stop = servant_stop.clone();
+        let watched = tokio::task::spawn_blocking(move || src.watch(interval, stop))
+            .await
+            .unwrap_or_else(|e| {
+                Err(crate::quorum::QuorumError::Protocol {
+                    step: "start",
+                    cause: e.to_string(),
+                })
+            });
+        match watched {
             Ok(w) => {
                 if let Some(t) = w.timing {
                     if let Err(e) = timing_checked(&t, timeout) {
