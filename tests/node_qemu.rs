@@ -290,3 +290,73 @@ fn three_disks_survive_one_loss_and_reset_on_two() {
         a.report()
     );
 }
+
+/// The real sbd watching nodeA's slot in guest A, with the i6300esb.
+fn sbd_guest_a(disk: &Path) -> Guest {
+    Guest::builder("nodeA")
+        .memory(512)
+        .disk(disk)
+        .scenario(format!(
+            r#"
+mkdir -p /var/run /var/lib/pacemaker/cores
+SBD_PACEMAKER=no SBD_SYNC_RESOURCE_STARTUP=no SBD_MOVE_TO_ROOT_CGROUP=no sbd -d /dev/vda -n nodeA -w /dev/watchdog watch
+sleep 3
+echo "WATCHING uptime=$(cut -d' ' -f1 /proc/uptime)"
+{ALIVE}"#
+        ))
+        .start()
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// Benchmark (a command, not CI): time from the pill written by guest B
+/// (`sbd message nodeA reset`, the same sender for both) to guest A's
+/// reset, with ironfenced vs the real sbd watching A's slot. Both loop
+/// every second. Run: `cargo test --test node_qemu bench -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn bench_pill_to_self_fence_ironfenced_vs_sbd() {
+    let _one = serial();
+    let runs: usize = std::env::var("RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3);
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for run in 0..runs {
+        for which in ["ironfenced", "sbd"] {
+            let dir = tempfile::tempdir().unwrap();
+            let disk = sbd_disk(&dir.path().join("shared.img"));
+            let a = if which == "sbd" {
+                sbd_guest_a(&disk)
+            } else {
+                guest_a(&[&disk], &["/dev/vda"], ALIVE)
+            };
+            a.wait_for_line("WATCHING", BOOT).unwrap();
+            let b = Guest::builder("nodeB")
+                .memory(512)
+                .disk(&disk)
+                .scenario(
+                    "mkdir -p /var/run /var/lib/pacemaker/cores\necho \"FENCE_SEND\"\nsbd -d /dev/vda -n nodeB message nodeA reset\necho \"FENCE_DONE rc=$?\"\n",
+                )
+                .start();
+            let (sent, _) = b.wait_for_line("FENCE_SEND", BOOT).unwrap();
+            let exit = a.wait_exit(Duration::from_secs(30)).unwrap();
+            assert_eq!(exit.reason, ExitReason::GuestReset, "{}", a.report());
+            let took = exit.at.saturating_duration_since(sent);
+            eprintln!("run {run} {which}: pill -> reset {took:?}");
+            if which == "sbd" {
+                theirs.push(took);
+            } else {
+                ours.push(took);
+            }
+        }
+    }
+    let (o, t) = (median(ours), median(theirs));
+    eprintln!(
+        "median of {runs}: ironfenced {o:?}, sbd {t:?}, ratio sbd/ours {:.2}",
+        t.as_secs_f64() / o.as_secs_f64()
+    );
+}
