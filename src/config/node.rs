@@ -19,6 +19,9 @@ use crate::sbd::servant::StartMode;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Which timer resets this node: the watchdog module's own kinds.
+pub use crate::watchdog::Kind as WatchdogKind;
+
 /// Watchdog timeout when neither the config nor an sbd header gives one (sbd's default).
 pub const DEFAULT_WATCHDOG_TIMEOUT: Duration = Duration::from_secs(5);
 /// Inquisitor loop (sbd's `timeout_loop`).
@@ -45,18 +48,6 @@ impl LocalConfig {
     pub fn supervised(&self) -> bool {
         self.watchdog.is_some() || self.sbd.is_some() || self.quorum.is_some()
     }
-}
-
-/// Which timer resets this node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum WatchdogKind {
-    /// A Linux watchdog device (`/dev/watchdog`).
-    Linux,
-    /// The BMC's own watchdog timer through `/dev/ipmi0`.
-    Ipmi,
-    /// A file that records keepalives (tests, demo): resets nothing.
-    Recorder,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -190,11 +181,7 @@ pub(super) fn local_from_raw(
                         humantime::format_duration(s.io_timeout),
                         humantime::format_duration(interval),
                         humantime::format_duration(t),
-                        match w.kind {
-                            WatchdogKind::Linux => "linux",
-                            WatchdogKind::Ipmi => "ipmi",
-                            WatchdogKind::Recorder => "recorder",
-                        }
+                        w.kind
                     ),
                     "lower sbd.io_timeout or raise watchdog.timeout",
                 );
@@ -244,11 +231,12 @@ fn watchdog_from_raw(
             return None;
         }
     };
-    let device = match (kind, raw.device) {
-        (_, Some(d)) => d,
-        (WatchdogKind::Linux, None) => PathBuf::from("/dev/watchdog"),
-        (WatchdogKind::Ipmi, None) => PathBuf::from("/dev/ipmi0"),
-        (WatchdogKind::Recorder, None) => {
+    let device = match raw
+        .device
+        .or_else(|| kind.default_device().map(PathBuf::from))
+    {
+        Some(d) => d,
+        None => {
             p.add(
                 "watchdog.device",
                 "a recorder watchdog needs the file it writes to",

@@ -16,7 +16,7 @@ pub mod self_fence;
 pub mod status;
 
 use crate::api::server::{self, Access};
-use crate::config::{Config, WatchdogKind};
+use crate::config::Config;
 use crate::fencer::{Fencer, FencerError};
 use crate::power::PowerDevice;
 use inquisitor::Ending;
@@ -65,15 +65,6 @@ pub struct Daemon {
     socket: std::path::PathBuf,
 }
 
-/// The watchdog kind the config names, as the watchdog module knows it.
-fn watchdog_kind(k: WatchdogKind) -> crate::watchdog::Kind {
-    match k {
-        WatchdogKind::Linux => crate::watchdog::Kind::Linux,
-        WatchdogKind::Ipmi => crate::watchdog::Kind::Ipmi,
-        WatchdogKind::Recorder => crate::watchdog::Kind::Recorder,
-    }
-}
-
 impl Daemon {
     /// Start the fencer, serve the socket, and start supervising this node
     /// when the config asks for it.
@@ -97,7 +88,7 @@ impl Daemon {
         let timeout = crate::config::effective_timeout(local, config.disk_timeouts);
         let watchdog = match &local.watchdog {
             Some(w) => {
-                let kind = watchdog_kind(w.kind);
+                let kind = w.kind;
                 if kind.is_hardware() {
                     crate::watchdog::check_hardware_allowed(&w.device)?;
                     if !w.device.exists() {

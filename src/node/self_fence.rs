@@ -16,8 +16,7 @@ use crate::config::SelfFenceAction;
 use std::io::Write;
 use std::path::PathBuf;
 
-/// Set (non-empty) on hosts where nothing may reset the machine.
-pub const FORBID_ENV: &str = "IRONFENCE_FORBID_HARDWARE";
+use crate::watchdog::{hardware_forbidden, FORBID_HARDWARE_ENV as FORBID_ENV};
 
 /// The self-fence could not be carried out: the watchdog is the backstop.
 #[derive(Debug, thiserror::Error)]
@@ -61,11 +60,6 @@ impl Sysrq {
             SelfFenceAction::Crashdump => 'c',
         }
     }
-}
-
-/// Whether this host forbids touching real hardware.
-pub fn hardware_forbidden() -> bool {
-    std::env::var_os(FORBID_ENV).is_some_and(|v| !v.is_empty())
 }
 
 impl SelfFence for Sysrq {
