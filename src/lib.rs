@@ -30,6 +30,7 @@
 pub mod agent;
 pub mod api;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod exit;
 pub mod fencer;

@@ -180,6 +180,12 @@ fn describe(r: &HistoryRecord) -> String {
         Event::Confirmed { by } => format!("confirmed by {by}"),
         Event::Tolerated { reason, .. } => format!("TOLERATED: {reason}"),
         Event::Interrupted { reason } => format!("INTERRUPTED: {reason}"),
+        Event::Remote {
+            result,
+            by,
+            message,
+            ..
+        } => format!("{result} by cluster member {by}: {message}"),
     }
 }
 

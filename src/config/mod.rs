@@ -11,6 +11,7 @@
 //! checked, so `ironfence config check` can list all of them at once, each
 //! with the key at fault and how to fix it.
 
+pub mod cluster;
 mod node;
 mod options;
 pub mod raw;
@@ -23,6 +24,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use cluster::ClusterConfig;
 pub use node::{
     effective_timeout, DelayStart, DiskTimeouts, LocalConfig, LocalSbdConfig, NoQuorumPolicy,
     QuorumConfig, SelfFenceAction, SelfFenceConfig, SelfFenceMethod, WatchdogConfig, WatchdogKind,
@@ -86,6 +88,10 @@ pub struct Config {
     /// The timeouts in this node's sbd disk headers, when the config was
     /// loaded with [`Config::load_checked`] and `[sbd]` is set.
     pub disk_timeouts: Option<DiskTimeouts>,
+    /// `[cluster]`: membership and automatic fencing of lost members.
+    pub cluster: Option<ClusterConfig>,
+    /// Hashes of the cluster-relevant sections (see [`cluster::section_hashes`]).
+    pub sections: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone)]

@@ -197,3 +197,18 @@ pub struct RawSelfFence {
     /// sync(2) before acting (default true).
     pub flush: Option<bool>,
 }
+
+/// `[cluster]`: membership in a corosync CPG group, automatic fencing of lost members.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCluster {
+    /// "corosync" (the only kind).
+    pub membership: Option<String>,
+    /// CPG group name.
+    pub group: Option<String>,
+    /// "reboot" (default) or "off".
+    pub fence_action: Option<String>,
+    pub two_node_delay: Option<String>,
+    pub retry_backoff: Option<String>,
+    pub retry_backoff_max: Option<String>,
+}

@@ -91,6 +91,8 @@ pub(super) fn parse(text: &str, disks: bool) -> Result<Config, Vec<Problem>> {
     let mut raw_devices: Vec<(String, RawDevice)> = Vec::new();
     let mut raw_levels: Vec<(String, RawLevel)> = Vec::new();
     let mut raw_local = super::node::RawLocal::default();
+    let mut raw_cluster: Option<super::raw::RawCluster> = None;
+    let sections = super::cluster::section_hashes(&table);
     for (key, value) in table {
         match key.as_str() {
             "daemon" => match RawDaemon::deserialize(value) {
@@ -104,10 +106,13 @@ pub(super) fn parse(text: &str, disks: bool) -> Result<Config, Vec<Problem>> {
             "sbd" => raw_local.sbd = section(&mut p, "sbd", value),
             "quorum" => raw_local.quorum = section(&mut p, "quorum", value),
             "self_fence" => raw_local.self_fence = section(&mut p, "self_fence", value),
+            "cluster" => {
+                raw_cluster = Some(section(&mut p, "cluster", value).unwrap_or_default())
+            }
             other => p.add(
                 other,
                 format!("unknown top-level key `{other}`"),
-                "use [daemon], [watchdog], [sbd], [quorum], [self_fence], [[node]], [[device]] or [[level]]",
+                "use [daemon], [cluster], [watchdog], [sbd], [quorum], [self_fence], [[node]], [[device]] or [[level]]",
             ),
         }
     }
@@ -117,6 +122,8 @@ pub(super) fn parse(text: &str, disks: bool) -> Result<Config, Vec<Problem>> {
     let local = super::node::local_from_raw(&mut p, raw_local, node_name);
     let nodes = nodes_from_raw(&mut p, raw_nodes);
     let node_names: BTreeSet<String> = nodes.iter().map(|n| n.name.clone()).collect();
+    let cluster = raw_cluster
+        .and_then(|raw| super::cluster::cluster_from_raw(&mut p, raw, &nodes, &local.name));
 
     let mut devices = Vec::new();
     let mut seen = HashSet::new();
@@ -210,6 +217,8 @@ pub(super) fn parse(text: &str, disks: bool) -> Result<Config, Vec<Problem>> {
             levels,
             local,
             disk_timeouts,
+            cluster,
+            sections,
         })
     } else {
         Err(p.0)

@@ -65,11 +65,13 @@ enum Msg {
     Done(u64, FenceOutcome),
     History(Option<String>, oneshot::Sender<Vec<RequestSummary>>),
     Records(u64, oneshot::Sender<Vec<HistoryRecord>>),
+    AllRecords(oneshot::Sender<Vec<HistoryRecord>>),
     Snapshot(oneshot::Sender<(Arc<Registry>, Arc<Topology>)>),
     LevelAdd(Level, oneshot::Sender<Result<(), FencerError>>),
     LevelRemove(u8, String, oneshot::Sender<Result<(), FencerError>>),
     DeviceAdd(Box<DeviceConfig>, oneshot::Sender<Result<(), FencerError>>),
     DeviceRemove(String, oneshot::Sender<Result<(), FencerError>>),
+    Remote(HistoryRecord, oneshot::Sender<u64>),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -199,6 +201,23 @@ impl Fencer {
     /// Every record of one request.
     pub async fn records(&self, request: u64) -> Result<Vec<HistoryRecord>, FencerError> {
         self.ask(|r| Msg::Records(request, r)).await
+    }
+
+    /// Append another cluster member's fence (an [`Event::Remote`]) to the
+    /// durable history, under a request id of its own; returns that id.
+    pub async fn record_remote(&self, target: &str, event: Event) -> Result<u64, FencerError> {
+        let record = HistoryRecord {
+            ts_ms: now_ms(),
+            request: 0,
+            target: target.to_string(),
+            event,
+        };
+        self.ask(|r| Msg::Remote(record, r)).await
+    }
+
+    /// Every record of the history (for what a member must not record twice).
+    pub async fn all_records(&self) -> Result<Vec<HistoryRecord>, FencerError> {
+        self.ask(Msg::AllRecords).await
     }
 
     /// Records as they are appended (demo timeline).
@@ -419,6 +438,16 @@ impl Engine {
                             .cloned()
                             .collect(),
                     );
+                }
+                Msg::AllRecords(reply) => {
+                    let _ = reply.send(self.history.records().to_vec());
+                }
+                Msg::Remote(mut record, reply) => {
+                    record.request = self.next_id;
+                    self.next_id += 1;
+                    let id = record.request;
+                    self.record(record);
+                    let _ = reply.send(id);
                 }
                 Msg::Snapshot(reply) => {
                     let _ = reply.send((self.registry.clone(), self.topology.clone()));

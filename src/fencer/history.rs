@@ -109,6 +109,23 @@ pub enum Event {
     Interrupted {
         reason: String,
     },
+    /// Another cluster member's fence of a node, as it broadcast it (the
+    /// whole request in one record: it ran elsewhere).
+    Remote {
+        action: FenceAction,
+        /// Proven down there (observed off, msgwait, or confirmed by a human).
+        ok: bool,
+        /// That fencer's result: fenced, confirmed, failed, timed_out, ...
+        result: String,
+        by: String,
+        by_id: u32,
+        target_id: u32,
+        level: Option<u8>,
+        devices: Vec<String>,
+        started_ms: u64,
+        finished_ms: u64,
+        message: String,
+    },
 }
 
 impl Event {
@@ -122,6 +139,7 @@ impl Event {
                 | Event::Confirmed { .. }
                 | Event::Tolerated { .. }
                 | Event::Interrupted { .. }
+                | Event::Remote { .. }
         )
     }
 }
@@ -362,6 +380,33 @@ impl Summaries {
                 s.state = "interrupted".into();
                 s.detail = reason.clone();
                 s.finished_ms = Some(r.ts_ms);
+            }
+            Event::Remote {
+                action,
+                ok,
+                result,
+                by,
+                level,
+                devices,
+                started_ms,
+                finished_ms,
+                message,
+                ..
+            } => {
+                s.action = Some(*action);
+                s.origin = format!("cluster:{by}");
+                s.state = match (*ok, result.as_str()) {
+                    (true, "confirmed") => "confirmed",
+                    (true, _) if *action == FenceAction::On => "on",
+                    (true, _) => "fenced",
+                    (false, _) => "failed",
+                }
+                .into();
+                s.requested_ms = *started_ms;
+                s.finished_ms = Some(*finished_ms);
+                s.level = *level;
+                s.devices = devices.clone();
+                s.detail = format!("by {by} (recorded from the cluster): {message}");
             }
             _ => {}
         }

@@ -18,7 +18,7 @@ pub mod request;
 pub mod topology;
 
 pub use engine::{DeviceInfo, DeviceStatus, Fencer};
-pub use history::{HistoryRecord, RequestSummary};
+pub use history::{Event as HistoryEvent, HistoryRecord, RequestSummary};
 pub use request::{FenceAction, FenceOutcome, FenceRequest, FenceResult, Step};
 
 use crate::config::Problem;

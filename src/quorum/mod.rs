@@ -35,7 +35,7 @@ mod manual;
 pub use fixed::Static;
 pub use manual::{Manual, ManualControl};
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -46,7 +46,7 @@ pub const MIN_INTERVAL: Duration = Duration::from_millis(10);
 pub const MAX_INTERVAL: Duration = Duration::from_secs(60);
 
 /// What the local corosync says about quorum.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QuorumView {
     /// false: the local corosync is gone or was not reached (counts as not quorate).
     pub connected: bool,
