@@ -73,6 +73,14 @@ pub enum Request {
     DeviceRemove {
         name: String,
     },
+    /// Membership, quorum, coordinator, every node's state; the events
+    /// after `since` (for `cluster watch`).
+    ClusterStatus {
+        #[serde(default)]
+        since: u64,
+    },
+    /// Announce a clean leave, leave the group, stop the daemon.
+    ClusterLeave,
 }
 
 impl Request {
@@ -97,6 +105,8 @@ impl Request {
             Request::LevelRemove { .. } => "level remove",
             Request::DeviceAdd { .. } => "device add",
             Request::DeviceRemove { .. } => "device remove",
+            Request::ClusterStatus { .. } => "cluster status",
+            Request::ClusterLeave => "cluster leave",
         }
     }
 }
@@ -152,6 +162,9 @@ pub enum Reply {
     },
     Done {
         message: String,
+    },
+    ClusterStatus {
+        status: Box<crate::cluster::ClusterStatus>,
     },
 }
 

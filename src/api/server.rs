@@ -4,6 +4,8 @@
 use super::protocol::{ApiError, ErrorKind, Reply, Request, Response, ValidateResult};
 use crate::agent::metadata::AgentMetadata;
 use crate::agent::{runner, spec, AgentAction};
+use crate::cluster::runner::ClusterHandle;
+use crate::cluster::ClusterStatus;
 use crate::config::{self, LevelTarget};
 use crate::fencer::{FenceRequest, Fencer};
 use std::collections::BTreeSet;
@@ -121,14 +123,25 @@ fn check_peer(stream: &UnixStream, access: &Access) -> Result<String, String> {
     ))
 }
 
+/// Where the cluster verbs are answered.
+#[derive(Clone)]
+pub enum Cluster {
+    /// No [cluster]: a fixed picture of the configured nodes.
+    Static(Box<ClusterStatus>),
+    Live(ClusterHandle),
+}
+
+/// What every connection may use.
+#[derive(Clone)]
+pub struct Context {
+    pub fencer: Fencer,
+    pub access: Access,
+    pub node: watch::Receiver<crate::node::status::NodeStatus>,
+    pub cluster: Cluster,
+}
+
 /// Serve until `shutdown` turns true.
-pub async fn serve(
-    listener: UnixListener,
-    fencer: Fencer,
-    access: Access,
-    node: watch::Receiver<crate::node::status::NodeStatus>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+pub async fn serve(listener: UnixListener, ctx: Context, mut shutdown: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             _ = shutdown.changed() => {
@@ -136,10 +149,8 @@ pub async fn serve(
             }
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    let fencer = fencer.clone();
-                    let access = access.clone();
-                    let node = node.clone();
-                    tokio::spawn(async move { connection(stream, fencer, access, node).await });
+                    let ctx = ctx.clone();
+                    tokio::spawn(async move { connection(stream, ctx).await });
                 }
                 Err(e) => {
                     warn!(cause = %e, "accept failed");
@@ -150,13 +161,8 @@ pub async fn serve(
     }
 }
 
-async fn connection(
-    stream: UnixStream,
-    fencer: Fencer,
-    access: Access,
-    node: watch::Receiver<crate::node::status::NodeStatus>,
-) {
-    let who = check_peer(&stream, &access);
+async fn connection(stream: UnixStream, ctx: Context) {
+    let who = check_peer(&stream, &ctx.access);
     let (read, mut write) = stream.into_split();
     let response = match who {
         Err(why) => {
@@ -179,12 +185,18 @@ async fn connection(
                     )),
                     Ok(req) => {
                         debug!(client = %who, verb = req.verb(), "request");
-                        let r = if let Request::NodeStatus = req {
-                            Ok(Reply::NodeStatus {
-                                status: Box::new(node.borrow().clone()),
-                            })
-                        } else {
-                            handle(&fencer, req, &who).await
+                        let r = match req {
+                            Request::NodeStatus => Ok(Reply::NodeStatus {
+                                status: Box::new(ctx.node.borrow().clone()),
+                            }),
+                            Request::ClusterStatus { since } => {
+                                cluster_status(&ctx.cluster, since).await
+                            }
+                            Request::ClusterLeave => cluster_leave(&ctx.cluster, &who).await,
+                            Request::Fence { .. } | Request::Confirm { .. } => {
+                                fence_in_cluster(&ctx, req, &who).await
+                            }
+                            req => handle(&ctx.fencer, req, &who).await,
                         };
                         match r {
                             Ok(r) => Response::Ok(r),
@@ -237,12 +249,64 @@ pub fn our_metadata(kind: &str) -> Option<AgentMetadata> {
     ))
 }
 
+async fn cluster_status(cluster: &Cluster, since: u64) -> Result<Reply, ApiError> {
+    let status = match cluster {
+        Cluster::Static(s) => s.clone(),
+        Cluster::Live(h) => Box::new(h.status(since).await.ok_or_else(|| {
+            ApiError::new(
+                ErrorKind::Stopped,
+                "the cluster membership has stopped (daemon shutting down)",
+            )
+        })?),
+    };
+    Ok(Reply::ClusterStatus { status })
+}
+
+async fn cluster_leave(cluster: &Cluster, who: &str) -> Result<Reply, ApiError> {
+    match cluster {
+        Cluster::Static(_) => Err(ApiError::new(
+            ErrorKind::BadRequest,
+            "this ironfenced is no cluster member ([cluster] is not configured): nothing to leave",
+        )),
+        Cluster::Live(h) => {
+            info!(client = %who, "cluster leave requested");
+            h.leave().await;
+            Ok(Reply::Done {
+                message: "left the cluster cleanly (announced, not fenced); ironfenced stops"
+                    .into(),
+            })
+        }
+    }
+}
+
+/// A human's fence or confirm: run it, then tell the cluster when it
+/// proved a node down, covering the losses known when it started.
+async fn fence_in_cluster(ctx: &Context, req: Request, who: &str) -> Result<Reply, ApiError> {
+    let (target, action) = match &req {
+        Request::Fence { target, action, .. } => (target.clone(), *action),
+        Request::Confirm { target } => (target.clone(), crate::fencer::FenceAction::Off),
+        _ => return handle(&ctx.fencer, req, who).await,
+    };
+    let Cluster::Live(cluster) = &ctx.cluster else {
+        return handle(&ctx.fencer, req, who).await;
+    };
+    let covers = cluster.covers(&target).await;
+    let started = crate::fencer::history::now_ms();
+    let reply = handle(&ctx.fencer, req, who).await?;
+    if let Reply::Fence { outcome } = &reply {
+        if outcome.result.ok() && action != crate::fencer::FenceAction::On {
+            cluster.announce(outcome, started, covers).await;
+        }
+    }
+    Ok(reply)
+}
+
 async fn handle(fencer: &Fencer, req: Request, who: &str) -> Result<Reply, ApiError> {
     Ok(match req {
-        Request::NodeStatus => {
+        Request::NodeStatus | Request::ClusterStatus { .. } | Request::ClusterLeave => {
             return Err(ApiError::new(
                 ErrorKind::BadRequest,
-                "node status is answered by the connection",
+                "node and cluster status are answered by the connection",
             ))
         }
         Request::Ping => Reply::Pong {

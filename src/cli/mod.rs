@@ -7,6 +7,7 @@
 //! [`crate::exit`]).
 
 mod agent;
+mod cluster;
 mod demo;
 mod output;
 mod probe;
@@ -133,6 +134,9 @@ enum Command {
     /// The node daemon's supervision: servants, watchdog, quorum.
     #[command(subcommand)]
     Node(NodeCommand),
+    /// Cluster membership and automatic fencing (crm_mon-like): `status`, `watch`, `leave`.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -304,6 +308,25 @@ async fn run(cli: Cli) -> u8 {
         }
         Command::Quorum(args) => return quorum::run(args, cli.output).await,
         Command::Node(NodeCommand::Status) => Ok(Request::NodeStatus),
+        Command::Cluster(cmd) => {
+            let limit = match cli.timeout {
+                None => None,
+                Some(_) => match secs(cli.timeout) {
+                    Ok(ms) => Some(std::time::Duration::from_millis(ms)),
+                    Err(msg) => {
+                        eprintln!("ironfence: {msg}");
+                        return exit::USAGE;
+                    }
+                },
+            };
+            return match socket(&cli) {
+                Ok(s) => cluster::run(cmd, &s, cli.output, limit).await,
+                Err(e) => {
+                    eprintln!("ironfence: {e}");
+                    exit::ERROR
+                }
+            };
+        }
         Command::Config(ConfigCommand::Check) => {
             let path = cli
                 .config

@@ -243,6 +243,7 @@ impl Printer {
                 None => println!("{target} was never fenced"),
             },
             Reply::Done { message } => println!("{message}"),
+            Reply::ClusterStatus { status } => print!("{}", status.text()),
         }
         code
     }

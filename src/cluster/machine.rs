@@ -345,6 +345,7 @@ impl Machine {
             e.member = None;
             e.fencing = None;
         }
+        self.inflight.clear();
         self.quorum = QuorumView::disconnected(Some(self.me.node));
         self.event(
             wall,
@@ -638,6 +639,10 @@ impl Machine {
         let mut actions = Vec::new();
         let key = (note.target_id, note.by_id, note.finished_ms);
         let fresh = self.known.insert(key);
+        if live && note.by_id == self.me.node {
+            // our own result is back: the next decision sees it
+            self.inflight.remove(&note.target_id);
+        }
         let Some(e) = self.entries.get_mut(&note.target_id) else {
             return actions;
         };
@@ -917,9 +922,19 @@ impl Machine {
         self.decide(now, wall)
     }
 
-    /// This member's own fence of `target` ended (its FenceResult was sent).
-    pub fn on_fence_done(&mut self, now: Instant, wall: u64, target: u32) -> Vec<Action> {
-        self.inflight.remove(&target);
+    /// This member's own fence of `target` ended and its FenceResult was
+    /// multicast; until that comes back, the target stays in flight (so it
+    /// is not fenced again). `sent` false: it could not be sent.
+    pub fn on_fence_done(
+        &mut self,
+        now: Instant,
+        wall: u64,
+        target: u32,
+        sent: bool,
+    ) -> Vec<Action> {
+        if !sent {
+            self.inflight.remove(&target);
+        }
         self.decide(now, wall)
     }
 

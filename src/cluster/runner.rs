@@ -378,8 +378,8 @@ impl Task {
                 Some(done) = self.fences.join_next(), if !self.fences.is_empty() => {
                     match done {
                         Ok((target, note)) => {
-                            self.send(&Message::FenceResult(note));
-                            let acts = self.machine.on_fence_done(Instant::now(), now_ms(), target);
+                            let sent = self.send(&Message::FenceResult(note));
+                            let acts = self.machine.on_fence_done(Instant::now(), now_ms(), target, sent);
                             self.apply(acts).await
                         }
                         Err(e) => {
@@ -482,7 +482,7 @@ impl Task {
         }
     }
 
-    fn send(&self, msg: &Message) {
+    fn send(&self, msg: &Message) -> bool {
         let sent = self
             .group
             .as_ref()
@@ -490,12 +490,15 @@ impl Task {
         if !sent {
             warn!("not connected to the CPG group: a message was not sent");
         }
+        sent
     }
 
     async fn apply(&mut self, actions: Vec<Action>) -> Next {
         for a in actions {
             match a {
-                Action::Send(msg) => self.send(&msg),
+                Action::Send(msg) => {
+                    self.send(&msg);
+                }
                 Action::Fence {
                     target,
                     target_id,

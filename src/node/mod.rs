@@ -1,14 +1,21 @@
-//! `ironfenced`, the node daemon: the fencer and its API socket, and — when
-//! the config has `[watchdog]`, `[sbd]` or `[quorum]` — the inquisitor that
-//! feeds this node's watchdog only while every servant is healthy, and
-//! self-fences on a poison pill, lost quorum or a stall.
+//! `ironfenced`, the node daemon: the fencer and its API socket; when the
+//! config has `[cluster]`, the cluster member that fences lost members
+//! ([`crate::cluster`]); and — when it has `[watchdog]`, `[sbd]` or
+//! `[quorum]` — the inquisitor that feeds this node's watchdog only while
+//! every servant is healthy, and self-fences on a poison pill, lost quorum
+//! or a stall.
 //!
 //! ```text
-//!  start:   fencer + API socket; inquisitor (delay_start, servants, watchdog)
+//!  start:   fencer; cluster member (joins CPG: a failure stops the start);
+//!           API socket; inquisitor (delay_start, servants, watchdog)
 //!  SIGUSR1: one status line in the log (also `ironfence node status`)
-//!  SIGTERM/SIGINT or an `exit` message: servants stop, watchdog disarmed
-//!           (magic close), in-flight fences recorded interrupted, socket removed
-//!  self-fence: the process ends without disarming (exit code 3)
+//!  SIGTERM/SIGINT, `cluster leave` or an `exit` message: the cluster
+//!           member announces its leave and leaves CPG (it is not fenced),
+//!           servants stop, watchdog disarmed (magic close), in-flight
+//!           fences recorded interrupted, socket removed
+//!  self-fence: the process ends without disarming (exit code 3); also when
+//!           the cluster declared this process lost or fenced while it runs
+//!  refused: the cluster's config differs (sections named): leave, exit 1
 //! ```
 
 pub mod inquisitor;
@@ -16,6 +23,7 @@ pub mod self_fence;
 pub mod status;
 
 use crate::api::server::{self, Access};
+use crate::cluster::runner::{self, ClusterHandle};
 use crate::config::Config;
 use crate::fencer::{Fencer, FencerError};
 use crate::power::PowerDevice;
@@ -48,6 +56,9 @@ pub enum NodeError {
     /// Supervision could not start or go on.
     #[error("{0}")]
     Supervision(String),
+    /// The cluster membership could not start, or refused this member.
+    #[error("{0}")]
+    Cluster(#[from] crate::cluster::ClusterError),
     /// This node fenced itself.
     #[error("this node fenced itself ({action}): {reason}")]
     SelfFenced { action: String, reason: String },
@@ -62,6 +73,7 @@ pub struct Daemon {
     server: tokio::task::JoinHandle<()>,
     engine: tokio::task::JoinHandle<()>,
     inquisitor: Option<tokio::task::JoinHandle<Ending>>,
+    cluster: ClusterTask,
     socket: std::path::PathBuf,
 }
 
@@ -111,13 +123,47 @@ impl Daemon {
         let access: Access = server::access_for(config.daemon.socket_group.as_deref());
         let listener = server::bind(&config.daemon.socket, &access).await?;
         let (shutdown, rx) = watch::channel(false);
-        let server = tokio::spawn(server::serve(
-            listener,
-            fencer.clone(),
+        let cluster = match &config.cluster {
+            Some(c) => {
+                let parts = runner::Parts {
+                    settings: c.clone(),
+                    nodes: config
+                        .nodes
+                        .iter()
+                        .filter_map(|n| n.id.map(|id| (n.name.clone(), id)))
+                        .collect(),
+                    sections: config.sections.clone(),
+                    fencer: fencer.clone(),
+                    interval: local.interval,
+                };
+                match runner::start(parts, rx.clone()).await {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        fencer.shutdown().await;
+                        let _ = std::fs::remove_file(&config.daemon.socket);
+                        return Err(e.into());
+                    }
+                }
+            }
+            None => None,
+        };
+        let ctx = server::Context {
+            fencer: fencer.clone(),
             access,
-            status.clone(),
-            rx.clone(),
-        ));
+            node: status.clone(),
+            cluster: match &cluster {
+                Some((h, _)) => server::Cluster::Live(h.clone()),
+                None => server::Cluster::Static(Box::new(runner::static_status(
+                    &local.name,
+                    &config
+                        .nodes
+                        .iter()
+                        .map(|n| (n.name.clone(), n.id))
+                        .collect::<Vec<_>>(),
+                ))),
+            },
+        };
+        let server = tokio::spawn(server::serve(listener, ctx, rx.clone()));
         let inquisitor = if local.supervised() {
             let parts = inquisitor::Parts {
                 local: local.clone(),
@@ -140,6 +186,7 @@ impl Daemon {
             devices = config.devices.len(),
             levels = config.levels.len(),
             supervised = local.supervised(),
+            cluster = config.cluster.as_ref().map(|c| c.group.as_str()).unwrap_or("none"),
             watchdog_timeout = ?timeout,
             "ironfenced ready"
         );
@@ -150,6 +197,7 @@ impl Daemon {
             server,
             engine,
             inquisitor,
+            cluster,
             socket: config.daemon.socket.clone(),
         })
     }
@@ -157,14 +205,26 @@ impl Daemon {
     /// Wait until the inquisitor ends by itself (an `exit` message, a
     /// self-fence, a failure); never, when nothing is supervised.
     pub async fn supervision_ended(&mut self) -> Ending {
-        match &mut self.inquisitor {
-            Some(h) => {
-                let r = h.await;
-                self.inquisitor = None;
-                r.unwrap_or_else(|e| Ending::Failed(format!("the inquisitor panicked: {e}")))
-            }
-            None => std::future::pending().await,
+        inquisitor_ended(&mut self.inquisitor).await
+    }
+
+    /// Wait until the cluster task ends by itself (a leave, a refusal, a
+    /// zombie verdict, a failure); never, without [cluster].
+    pub async fn cluster_ended(&mut self) -> runner::Ending {
+        cluster_ended(&mut self.cluster).await
+    }
+
+    /// Whichever ends first: supervision or the cluster member.
+    pub async fn ended(&mut self) -> Ended {
+        tokio::select! {
+            e = inquisitor_ended(&mut self.inquisitor) => Ended::Supervision(e),
+            c = cluster_ended(&mut self.cluster) => Ended::Cluster(c),
         }
+    }
+
+    /// The cluster member's handle, when [cluster] is configured.
+    pub fn cluster(&self) -> Option<&ClusterHandle> {
+        self.cluster.as_ref().map(|(h, _)| h)
     }
 
     /// Stop: servants stop and the watchdog is disarmed, then the socket
@@ -172,6 +232,10 @@ impl Daemon {
     /// goes. Returns how supervision ended (None: nothing was supervised).
     pub async fn stop(self) -> Option<Ending> {
         let _ = self.shutdown.send(true);
+        // The cluster member announces its leave first (it is not fenced).
+        if let Some((_, h)) = self.cluster {
+            let _ = h.await;
+        }
         let ending = match self.inquisitor {
             Some(h) => Some(
                 h.await
@@ -188,6 +252,36 @@ impl Daemon {
     }
 }
 
+/// What ended first in a running daemon.
+pub enum Ended {
+    Supervision(Ending),
+    Cluster(runner::Ending),
+}
+
+async fn inquisitor_ended(h: &mut Option<tokio::task::JoinHandle<Ending>>) -> Ending {
+    match h {
+        Some(task) => {
+            let r = task.await;
+            *h = None;
+            r.unwrap_or_else(|e| Ending::Failed(format!("the inquisitor panicked: {e}")))
+        }
+        None => std::future::pending().await,
+    }
+}
+
+type ClusterTask = Option<(ClusterHandle, tokio::task::JoinHandle<runner::Ending>)>;
+
+async fn cluster_ended(c: &mut ClusterTask) -> runner::Ending {
+    match c {
+        Some((_, task)) => {
+            let r = task.await;
+            *c = None;
+            r.unwrap_or_else(|e| runner::Ending::Failed(format!("the cluster task panicked: {e}")))
+        }
+        None => std::future::pending().await,
+    }
+}
+
 /// Run the daemon until SIGTERM/SIGINT, an `exit` message or a self-fence.
 pub async fn run(config: Config) -> Result<(), NodeError> {
     let mut term = signal(SignalKind::terminate()).map_err(NodeError::Signals)?;
@@ -201,7 +295,35 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
             _ = usr1.recv() => {
                 info!(status = %daemon.status.borrow().line(), "status");
             }
-            e = daemon.supervision_ended() => break Some(e),
+            ended = daemon.ended() => match ended {
+                Ended::Supervision(e) => break Some(e),
+                Ended::Cluster(c) => match c {
+                runner::Ending::Left | runner::Ending::Stopped => {
+                    info!("left the cluster: stopping");
+                    break None;
+                }
+                runner::Ending::Refused(why) => {
+                    error!(reason = %why, "the cluster refused this member: stopping");
+                    daemon.stop().await;
+                    return Err(crate::cluster::ClusterError::Refused(why).into());
+                }
+                runner::Ending::Failed(why) => {
+                    error!(reason = %why, "the cluster member failed: stopping");
+                    daemon.stop().await;
+                    return Err(NodeError::Supervision(format!("cluster: {why}")));
+                }
+                runner::Ending::Zombie(reason) => {
+                    let local = &config.local;
+                    let action = local.self_fence.timeout_action;
+                    error!(%reason, action = action.as_str(), "SELF-FENCE: the cluster declared this node dead");
+                    let sf = self_fence::from_config(&local.self_fence, &local.name);
+                    if let Err(e) = sf.fence(action, &reason) {
+                        error!(cause = %e, "self-fence failed; exiting without disarming the watchdog");
+                    }
+                    break Some(Ending::SelfFenced { action, reason });
+                }
+                },
+            },
         }
     };
     match ended {

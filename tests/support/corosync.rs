@@ -226,7 +226,7 @@ pub struct NodeRef<'a> {
 }
 
 impl NodeRef<'_> {
-    /// Take node I's link down: it is alone, the others lose it.
+    /// Take node I's cluster link down: it is alone, the others lose it.
     pub fn cut(&self) {
         script(
             "netns.sh",
@@ -307,6 +307,18 @@ impl Cluster {
             started.elapsed()
         );
         cluster
+    }
+
+    /// Add the management network (`netns.sh mgmt`): bridge br1 in the
+    /// switch namespace with 198.51.100.254, node I's `mgmt` =
+    /// 198.51.100.I. A [`cut`](NodeRef::cut) leaves it up.
+    pub fn add_mgmt_network(&self) {
+        script("netns.sh", &["mgmt", &self.prefix, &self.n.to_string()]);
+    }
+
+    /// The switch namespace (bridges; the lab's BMCs run there).
+    pub fn switch_ns(&self) -> String {
+        format!("{}-sw", self.prefix)
     }
 
     /// The namespace prefix of this cluster.

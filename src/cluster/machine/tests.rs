@@ -271,13 +271,19 @@ impl Sim {
             },
             covers,
         };
+        // As the runner does: multicast the result, tell the machine the
+        // fence ended; the result is delivered back later.
         let n = &self.nodes[i];
-        self.queue
-            .push_back((n.part, n.member, Message::FenceResult(note)));
-        self.flush();
+        let (part, member) = (n.part, n.member);
         let (now, wall) = (self.now, self.wall);
-        let a = self.nodes[i].m.on_fence_done(now, wall, target_id);
+        let a = self.nodes[i].m.on_fence_done(now, wall, target_id, true);
         self.apply(i, a);
+        assert!(
+            self.nodes[i].fences.iter().all(|(t, _, _)| t != target),
+            "fenced {target} again before its result came back"
+        );
+        self.queue
+            .push_back((part, member, Message::FenceResult(note)));
         self.flush();
     }
 

@@ -8,6 +8,11 @@
 # (one per test) reuse the same addresses without seeing each other.
 #
 #   netns.sh up PREFIX N      create the namespaces and links
+#   netns.sh mgmt PREFIX N    a management network besides the cluster
+#                             link: bridge br1 in PREFIX-sw with
+#                             198.51.100.254/24 (where the test BMCs listen),
+#                             node I's interface `mgmt` = 198.51.100.I/24;
+#                             `cut` leaves it up (BMCs stay reachable)
 #   netns.sh cut PREFIX I     node I's eth0 down (a partition: I alone)
 #   netns.sh heal PREFIX I    node I's eth0 up again
 #   netns.sh down PREFIX N    delete the namespaces (stop their processes first:
@@ -36,6 +41,22 @@ up)
         i=$((i + 1))
     done
     ;;
+mgmt)
+    n=$3
+    ip -n "$prefix-sw" link add br1 type bridge
+    ip -n "$prefix-sw" addr add 198.51.100.254/24 dev br1
+    ip -n "$prefix-sw" link set br1 up
+    i=1
+    while [ "$i" -le "$n" ]; do
+        ns="$prefix-n$i"
+        ip link add mgmt netns "$ns" type veth peer name "m$i" netns "$prefix-sw"
+        ip -n "$prefix-sw" link set "m$i" master br1
+        ip -n "$prefix-sw" link set "m$i" up
+        ip -n "$ns" addr add "198.51.100.$i/24" dev mgmt
+        ip -n "$ns" link set mgmt up
+        i=$((i + 1))
+    done
+    ;;
 cut)
     ip -n "$prefix-n$3" link set eth0 down
     ;;
@@ -52,7 +73,7 @@ down)
     ip netns del "$prefix-sw" 2>/dev/null || true
     ;;
 *)
-    echo "usage: netns.sh up|down PREFIX N | cut|heal PREFIX I" >&2
+    echo "usage: netns.sh up|down|mgmt PREFIX N | cut|heal PREFIX I" >&2
     exit 64
     ;;
 esac

@@ -1,0 +1,268 @@
+//! `ironfenced` as a cluster member: real corosync 3 clusters in network
+//! namespaces, each node's BMC a real OpenIPMI `ipmi_sim` whose power-off
+//! kills the node (tests/support/fencing_lab.rs). The daemons decide by
+//! themselves that a lost member must be fenced; the tests check who
+//! fenced, how often, and what every survivor recorded.
+#![cfg(feature = "corosync")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use serde_json::Value;
+use std::time::Duration;
+use support::fencing_lab::{FenceLab, Options, SBD_MSGWAIT};
+
+/// token 1000 + consensus 1200 + fence + slack.
+const FENCED_WITHIN: Duration = Duration::from_secs(15);
+
+fn offs(lab: &FenceLab, j: usize) -> usize {
+    lab.power_log(j)
+        .iter()
+        .filter(|l| *l == "set power 0")
+        .count()
+}
+
+/// Every survivor has exactly one record of a fence of node J, all equal
+/// in what matters (who fenced, level); returns who fenced.
+fn one_record_everywhere(lab: &FenceLab, survivors: &[usize], j: usize) -> String {
+    let mut by = None;
+    for &i in survivors {
+        let f = lab.fences_of(i, j);
+        assert_eq!(
+            f.len(),
+            1,
+            "node{i}'s history of node{j}: {f:?}\n{}",
+            lab.logs()
+        );
+        let origin = f[0]["origin"].as_str().unwrap().to_string();
+        let who = origin
+            .strip_prefix("cluster:")
+            .map(|s| s.split(' ').next().unwrap_or_default().to_string())
+            .unwrap_or(origin);
+        match &by {
+            None => by = Some(who),
+            Some(b) => assert_eq!(b, &who, "node{i} says another member fenced node{j}"),
+        }
+    }
+    by.unwrap()
+}
+
+fn wait_fenced(lab: &FenceLab, survivors: &[usize], j: usize) {
+    lab.wait_for(
+        &format!("node{j} fenced, recorded by {survivors:?}"),
+        FENCED_WITHIN,
+        |lab| survivors.iter().all(|&i| !lab.fences_of(i, j).is_empty()),
+    );
+}
+
+#[test]
+fn a_crashed_member_is_fenced_exactly_once_by_the_coordinator() {
+    let mut lab = FenceLab::start(Options::nodes(3));
+    assert_eq!(lab.status(2)["coordinator"], "node1");
+    lab.crash(3);
+    wait_fenced(&lab, &[1, 2], 3);
+    // let any second fence show itself
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(offs(&lab, 3), 1, "{:?}", lab.power_log(3));
+    assert_eq!(one_record_everywhere(&lab, &[1, 2], 3), "node1");
+    for i in [1, 2] {
+        assert_eq!(lab.state_of(i, 3), "offline (fenced)");
+        assert_eq!(offs(&lab, i), 0, "node{i} was never fenced");
+    }
+    let n2 = &lab.fences_of(2, 3)[0];
+    assert_eq!(n2["level"], 1, "{n2}");
+    assert_eq!(n2["devices"], serde_json::json!(["bmc-node3"]));
+}
+
+#[test]
+fn a_hung_member_is_fenced_once_and_not_taken_back_when_continued() {
+    let mut lab = FenceLab::start(Options::nodes(3));
+    lab.hang(3);
+    wait_fenced(&lab, &[1, 2], 3);
+    lab.resume(3);
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(offs(&lab, 3), 1);
+    one_record_everywhere(&lab, &[1, 2], 3);
+    for i in [1, 2] {
+        let s = lab.state_of(i, 3);
+        assert_ne!(s, "online", "node{i} took the fenced node back");
+    }
+}
+
+#[test]
+fn a_clean_stop_and_a_cluster_leave_are_not_fenced() {
+    let mut lab = FenceLab::start(Options::nodes(3));
+    let st = lab.stop_daemon(3).expect("node3's ironfenced stopped");
+    assert!(st.success(), "{st:?}\n{}", lab.daemon_log(3));
+    let (code, v, err) = lab.cli(2, &["cluster", "leave"]);
+    assert_eq!(code, 0, "{v} {err}");
+    lab.wait_daemon_exit(2, Duration::from_secs(10))
+        .expect("cluster leave stops the daemon");
+    lab.wait_for(
+        "node1 sees both left cleanly",
+        Duration::from_secs(10),
+        |lab| {
+            lab.state_of(1, 3) == "offline (left cleanly)"
+                && lab.state_of(1, 2) == "offline (left cleanly)"
+        },
+    );
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(offs(&lab, 2) + offs(&lab, 3), 0);
+    assert!(lab.fences_of(1, 3).is_empty() && lab.fences_of(1, 2).is_empty());
+}
+
+#[test]
+fn when_the_coordinator_itself_dies_the_next_one_fences_it() {
+    let mut lab = FenceLab::start(Options::nodes(3));
+    lab.crash(1);
+    wait_fenced(&lab, &[2, 3], 1);
+    assert_eq!(one_record_everywhere(&lab, &[2, 3], 1), "node2");
+    assert_eq!(lab.status(3)["coordinator"], "node2");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(offs(&lab, 1), 1);
+}
+
+#[test]
+fn a_partition_the_majority_fences_the_minority_which_fences_nobody() {
+    let lab = FenceLab::start(Options::nodes(3));
+    lab.cluster.node(3).cut();
+    wait_fenced(&lab, &[1, 2], 3);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(offs(&lab, 3), 1);
+    assert_eq!(
+        offs(&lab, 1) + offs(&lab, 2),
+        0,
+        "the minority fenced someone"
+    );
+    one_record_everywhere(&lab, &[1, 2], 3);
+}
+
+#[test]
+fn a_silent_bmc_falls_through_to_the_sbd_poison_pill() {
+    let mut opts = Options::nodes(3);
+    opts.sbd_level = true;
+    let mut lab = FenceLab::start(opts);
+    lab.silence_bmc(3);
+    lab.crash(3);
+    lab.wait_for(
+        "node3 fenced by the sbd level",
+        FENCED_WITHIN + SBD_MSGWAIT + Duration::from_secs(10),
+        |lab| [1, 2].iter().all(|&i| !lab.fences_of(i, 3).is_empty()),
+    );
+    for i in [1, 2] {
+        let f = &lab.fences_of(i, 3)[0];
+        assert_eq!(f["level"], 2, "node{i}: {f}");
+        assert_eq!(f["devices"], serde_json::json!(["sbd-pill"]));
+    }
+    // the failed level 1 is in the coordinator's own history
+    let (_, v, _) = lab.cli(1, &["history", "node3"]);
+    let recs: Vec<&Value> = v["records"].as_array().unwrap().iter().collect();
+    assert!(
+        recs.iter()
+            .any(|r| r["event"] == "level_failed" && r["level"] == 1),
+        "{v}"
+    );
+}
+
+#[test]
+fn two_nodes_cut_apart_exactly_one_fences_the_other() {
+    let lab = FenceLab::start(Options::nodes(2));
+    lab.cluster.node(2).cut();
+    lab.wait_for("node2 fenced by node1", FENCED_WITHIN, |lab| {
+        !lab.fences_of(1, 2).is_empty()
+    });
+    // node2 waited (two_node_delay) and was killed before it could fence node1
+    std::thread::sleep(Duration::from_secs(7));
+    assert_eq!(offs(&lab, 2), 1);
+    assert_eq!(offs(&lab, 1), 0, "both nodes fenced each other");
+}
+
+#[test]
+fn a_joiner_with_another_config_refuses_and_names_the_sections() {
+    let mut lab = FenceLab::start_without_daemons(Options::nodes(3));
+    for i in [1, 2] {
+        lab.start_daemon(i);
+    }
+    lab.wait_active(1, 2, Duration::from_secs(30));
+    let odd = lab
+        .config(3, "")
+        .replace("retries = { off = 1 }", "retries = { off = 2 }");
+    std::fs::write(lab.config_path(3), odd).unwrap();
+    lab.start_daemon(3);
+    let st = lab
+        .wait_daemon_exit(3, Duration::from_secs(20))
+        .expect("the joiner stops");
+    assert_eq!(st.code(), Some(1), "{}", lab.daemon_log(3));
+    let log = lab.daemon_log(3);
+    assert!(log.contains("differs"), "{log}");
+    for d in [
+        "device[bmc-node1]",
+        "device[bmc-node2]",
+        "device[bmc-node3]",
+    ] {
+        assert!(log.contains(d), "{d} not named: {log}");
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(offs(&lab, 3), 0, "a refused joiner is not fenced");
+    assert!(lab.status(1)["nodes"][2]["state"]
+        .as_str()
+        .unwrap()
+        .starts_with("offline"));
+}
+
+#[test]
+fn a_fenced_member_that_reboots_is_a_member_again_and_its_fence_stays() {
+    let mut lab = FenceLab::start(Options::nodes(3));
+    lab.crash(3);
+    wait_fenced(&lab, &[1, 2], 3);
+    lab.wait_for(
+        "node3 powered on again (reboot)",
+        Duration::from_secs(10),
+        |lab| lab.powered(3),
+    );
+    lab.boot(3);
+    lab.wait_active(3, 3, Duration::from_secs(30));
+    for i in [1, 2, 3] {
+        assert_eq!(lab.state_of(i, 3), "online", "as node{i} sees it");
+    }
+    assert_eq!(lab.fences_of(1, 3).len(), 1);
+    assert_eq!(lab.fences_of(2, 3).len(), 1);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(offs(&lab, 3), 1, "not fenced again after the rejoin");
+}
+
+#[test]
+fn five_nodes_a_crash_is_fenced_once_and_watch_tells_it() {
+    let mut lab = FenceLab::start(Options::nodes(5));
+    let sock = lab.socket(4);
+    let watch = std::process::Command::new(env!("CARGO_BIN_EXE_ironfence"))
+        .arg("--socket")
+        .arg(&sock)
+        .args(["--timeout", "12", "cluster", "watch"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    lab.crash(5);
+    wait_fenced(&lab, &[1, 2, 3, 4], 5);
+    assert_eq!(one_record_everywhere(&lab, &[1, 2, 3, 4], 5), "node1");
+    let out = watch.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for k in ["lost", "unclean", "fencing", "fenced"] {
+        assert!(text.contains(k), "{k} not in the watch output:\n{text}");
+    }
+    assert_eq!(offs(&lab, 5), 1);
+}
+
+#[test]
+fn status_without_a_daemon_exits_102() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ironfence"))
+        .arg("--socket")
+        .arg(dir.path().join("none.sock"))
+        .args(["cluster", "status"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(102));
+    assert!(!String::from_utf8_lossy(&out.stderr).is_empty());
+}

@@ -1,0 +1,581 @@
+//! A fencing cluster lab: N simulated nodes, each a network namespace with a
+//! real corosync 3 and our `ironfenced` (with `[cluster]`), and for each
+//! node a real OpenIPMI `ipmi_sim` BMC whose power-off kills that node.
+//!
+//! ```text
+//!   PREFIX-sw: br0 (cluster link, 192.0.2.0/24)   br1 (management, 198.51.100.0/24)
+//!              ipmi_sim of node I on 198.51.100.254:(6230+I), chassis -> lab/cluster/node-power.sh
+//!   PREFIX-nI: eth0 192.0.2.I (corosync), mgmt 198.51.100.I (reaches the BMCs)
+//!              corosync (support::corosync) + ironfenced (this module)
+//! ```
+//!
+//! A BMC power-off takes the node's eth0 down and SIGKILLs every process in
+//! its namespace (as pulling the plug would); power-on brings eth0 back, and
+//! the test boots the node again ([`FenceLab::boot`]) when it wants it back.
+//! A cut of eth0 leaves the management network up, so a partitioned node
+//! can still reach every BMC (a fence race is real).
+//!
+//! Optionally a second fencing level: an SBD poison pill on a disk image
+//! file shared by every node (msgwait 2 s).
+//!
+//! Everything is stopped by PID when the lab is dropped (daemons, BMCs,
+//! then the corosync cluster, which removes the namespaces).
+
+use super::corosync::Cluster;
+use super::{check_shell_safe, lan_conf_at, require_peer, IPMI_PASSWORD, IPMI_USER, SIM_EMU};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Where every BMC listens (the switch namespace's br1).
+pub const BMC_ADDR: &str = "198.51.100.254";
+/// BMC of node I listens on BMC_PORT_BASE + I.
+pub const BMC_PORT_BASE: u16 = 6230;
+/// msgwait of the shared SBD disk.
+pub const SBD_MSGWAIT: Duration = Duration::from_secs(2);
+
+/// How the lab is built.
+#[derive(Clone)]
+pub struct Options {
+    pub nodes: usize,
+    pub two_node: bool,
+    /// Level 2: an SBD poison pill on a shared disk image.
+    pub sbd_level: bool,
+    /// `[cluster] fence_action`.
+    pub fence_action: &'static str,
+    /// More `[cluster]` lines (same on every node).
+    pub cluster_extra: String,
+}
+
+impl Options {
+    pub fn nodes(n: usize) -> Options {
+        Options {
+            nodes: n,
+            two_node: n == 2,
+            sbd_level: false,
+            fence_action: "reboot",
+            cluster_extra: String::new(),
+        }
+    }
+}
+
+fn signal(pid: u32, sig: Signal) {
+    if let Ok(pid) = i32::try_from(pid) {
+        let _ = kill(Pid::from_raw(pid), sig);
+    }
+}
+
+/// The lab (see the module docs).
+pub struct FenceLab {
+    pub cluster: Cluster,
+    dir: tempfile::TempDir,
+    opts: Options,
+    bmcs: Vec<Child>,
+    daemons: Vec<Option<Child>>,
+}
+
+impl FenceLab {
+    /// Start corosync on every node, the BMCs, and every node's ironfenced;
+    /// wait until every daemon is an active member.
+    pub fn start(opts: Options) -> FenceLab {
+        let lab = FenceLab::start_without_daemons(opts);
+        let mut lab = lab;
+        for i in 1..=lab.opts.nodes {
+            lab.start_daemon(i);
+        }
+        for i in 1..=lab.opts.nodes {
+            lab.wait_active(i, lab.opts.nodes, Duration::from_secs(30));
+        }
+        lab
+    }
+
+    /// corosync and BMCs only (the test starts the daemons).
+    pub fn start_without_daemons(opts: Options) -> FenceLab {
+        require_peer("ipmi_sim");
+        require_peer("ipmitool");
+        let cluster = Cluster::start(opts.nodes, opts.two_node);
+        cluster.add_mgmt_network();
+        let dir = tempfile::Builder::new()
+            .prefix("ironfence-fencelab-")
+            .tempdir()
+            .expect("lab temp dir");
+        check_shell_safe(dir.path()).expect("a plain temp dir path");
+        let mut lab = FenceLab {
+            cluster,
+            daemons: (0..opts.nodes).map(|_| None).collect(),
+            bmcs: Vec::new(),
+            dir,
+            opts,
+        };
+        for i in 1..=lab.opts.nodes {
+            let bmc = lab.spawn_bmc(i);
+            lab.bmcs.push(bmc);
+        }
+        for i in 1..=lab.opts.nodes {
+            lab.wait_bmc(i);
+        }
+        if lab.opts.sbd_level {
+            lab.make_sbd_disk();
+        }
+        for i in 1..=lab.opts.nodes {
+            std::fs::create_dir_all(lab.node_dir(i)).expect("node dir");
+            std::fs::write(lab.config_path(i), lab.config(i, "")).expect("write config");
+        }
+        lab
+    }
+
+    pub fn len(&self) -> usize {
+        self.opts.nodes
+    }
+
+    fn bmc_dir(&self, i: usize) -> PathBuf {
+        self.dir.path().join(format!("bmc{i}"))
+    }
+
+    /// The files of node I's ironfenced (config, socket, state, log).
+    pub fn node_dir(&self, i: usize) -> PathBuf {
+        self.dir.path().join(format!("n{i}"))
+    }
+
+    pub fn config_path(&self, i: usize) -> PathBuf {
+        self.node_dir(i).join("ironfence.toml")
+    }
+
+    pub fn socket(&self, i: usize) -> PathBuf {
+        self.node_dir(i).join("ironfenced.sock")
+    }
+
+    pub fn sbd_disk(&self) -> PathBuf {
+        self.dir.path().join("sbd.img")
+    }
+
+    fn spawn_bmc(&self, i: usize) -> Child {
+        let d = self.bmc_dir(i);
+        std::fs::create_dir_all(d.join("state")).expect("bmc dir");
+        let power = d.join("power");
+        std::fs::write(&power, "1\n").expect("power file");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab/cluster/node-power.sh");
+        check_shell_safe(&script).expect("a plain checkout path");
+        let chassis = format!(
+            "/bin/sh {} {} {}",
+            script.display(),
+            power.display(),
+            self.cluster.ns(i)
+        );
+        std::fs::write(
+            d.join("lan.conf"),
+            lan_conf_at(BMC_ADDR, BMC_PORT_BASE + i as u16, &chassis),
+        )
+        .expect("lan.conf");
+        std::fs::write(d.join("sim.emu"), SIM_EMU).expect("sim.emu");
+        let log = std::fs::File::create(d.join("sim.log")).expect("sim.log");
+        let log2 = log.try_clone().expect("dup");
+        Command::new("ip")
+            .args(["netns", "exec", &self.cluster.switch_ns()])
+            .arg(require_peer("ipmi_sim"))
+            .arg("-c")
+            .arg(d.join("lan.conf"))
+            .arg("-f")
+            .arg(d.join("sim.emu"))
+            .arg("-s")
+            .arg(d.join("state"))
+            .arg("-n")
+            .current_dir(&d)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            .spawn()
+            .expect("spawn ipmi_sim")
+    }
+
+    /// ipmitool against node I's BMC, from the switch namespace.
+    pub fn ipmitool(&self, i: usize, args: &[&str]) -> std::process::Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.cluster.switch_ns()])
+            .arg(require_peer("ipmitool"))
+            .args([
+                "-I", "lanplus", "-C", "3", "-N", "1", "-R", "1", "-H", BMC_ADDR,
+            ])
+            .args(["-p", &(BMC_PORT_BASE + i as u16).to_string()])
+            .args(["-U", IPMI_USER, "-P", IPMI_PASSWORD])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run ipmitool")
+    }
+
+    fn wait_bmc(&self, i: usize) {
+        let start = Instant::now();
+        loop {
+            let out = self.ipmitool(i, &["chassis", "power", "status"]);
+            if out.status.success() {
+                return;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "BMC {i} never answered: {}\n{}",
+                String::from_utf8_lossy(&out.stderr),
+                std::fs::read_to_string(self.bmc_dir(i).join("sim.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn make_sbd_disk(&self) {
+        let disk = self.sbd_disk();
+        std::fs::File::create(&disk)
+            .and_then(|f| f.set_len(1 << 20))
+            .expect("sbd image");
+        let msgwait = SBD_MSGWAIT.as_secs().to_string();
+        let mut steps: Vec<Vec<String>> = vec![vec![
+            "-1".into(),
+            "1".into(),
+            "-4".into(),
+            msgwait,
+            "create".into(),
+        ]];
+        for i in 1..=self.opts.nodes {
+            steps.push(vec!["allocate".into(), format!("node{i}")]);
+        }
+        for args in steps {
+            let out = Command::new(env!("CARGO_BIN_EXE_ironfence"))
+                .arg("sbd")
+                .arg("-d")
+                .arg(&disk)
+                .args(["--sector-size", "512"])
+                .args(&args)
+                .output()
+                .expect("ironfence sbd");
+            assert!(
+                out.status.success(),
+                "sbd {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+
+    /// Node I's config; `extra` is appended (for a mismatch test).
+    pub fn config(&self, i: usize, extra: &str) -> String {
+        let d = self.node_dir(i);
+        let n = self.opts.nodes;
+        let mut c = format!(
+            r#"[daemon]
+socket = "{sock}"
+state_dir = "{state}"
+node_name = "node{i}"
+fencing_timeout = "30s"
+verify_interval = "100ms"
+
+[cluster]
+group = "ironfence-lab"
+fence_action = "{action}"
+{extra_cluster}
+"#,
+            sock = d.join("ironfenced.sock").display(),
+            state = d.join("state").display(),
+            action = self.opts.fence_action,
+            extra_cluster = self.opts.cluster_extra,
+        );
+        for j in 1..=n {
+            c.push_str(&format!("\n[[node]]\nname = \"node{j}\"\nid = {j}\n"));
+        }
+        for j in 1..=n {
+            c.push_str(&format!(
+                r#"
+[[device]]
+name = "bmc-node{j}"
+kind = "ipmi"
+address = "{BMC_ADDR}"
+username = "{IPMI_USER}"
+password = "{IPMI_PASSWORD}"
+host_list = ["node{j}"]
+timeouts = {{ off = "3s", on = "3s", status = "3s" }}
+retries = {{ off = 1 }}
+ipmi = {{ port = {port}, cipher = 3, retransmit = "200ms" }}
+
+[[level]]
+index = 1
+target = "node{j}"
+devices = ["bmc-node{j}"]
+"#,
+                port = BMC_PORT_BASE + j as u16
+            ));
+        }
+        if self.opts.sbd_level {
+            let hosts: Vec<String> = (1..=n).map(|j| format!("\"node{j}\"")).collect();
+            c.push_str(&format!(
+                "\n[[device]]\nname = \"sbd-pill\"\nkind = \"sbd\"\nhost_list = [{}]\nsbd = {{ devices = [\"{}\"], sector_size = 512, io_timeout = \"1s\" }}\ntimeouts = {{ off = \"10s\", on = \"10s\" }}\n",
+                hosts.join(", "),
+                self.sbd_disk().display()
+            ));
+            for j in 1..=n {
+                c.push_str(&format!(
+                    "\n[[level]]\nindex = 2\ntarget = \"node{j}\"\ndevices = [\"sbd-pill\"]\n"
+                ));
+            }
+        }
+        c.push_str(extra);
+        c
+    }
+
+    /// Start node I's ironfenced in its namespace (log in its dir).
+    pub fn start_daemon(&mut self, i: usize) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.node_dir(i).join("daemon.log"))
+            .expect("daemon.log");
+        let child = self
+            .cluster
+            .exec_in(i, env!("CARGO_BIN_EXE_ironfenced"))
+            .arg("--config")
+            .arg(self.config_path(i))
+            .arg("--log")
+            .arg("info")
+            .env("IRONFENCE_FORBID_HARDWARE", "1")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn ironfenced");
+        if let Some(mut old) = self.daemons[i - 1].replace(child) {
+            let _ = old.kill();
+            let _ = old.wait();
+        }
+    }
+
+    /// PID of node I's ironfenced.
+    pub fn daemon_pid(&self, i: usize) -> Option<u32> {
+        self.daemons[i - 1].as_ref().map(Child::id)
+    }
+
+    /// Wait for node I's ironfenced to exit; its status.
+    pub fn wait_daemon_exit(
+        &mut self,
+        i: usize,
+        limit: Duration,
+    ) -> Option<std::process::ExitStatus> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Some(c) = self.daemons[i - 1].as_mut() {
+                if let Ok(Some(st)) = c.try_wait() {
+                    return Some(st);
+                }
+            } else {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    pub fn daemon_log(&self, i: usize) -> String {
+        std::fs::read_to_string(self.node_dir(i).join("daemon.log")).unwrap_or_default()
+    }
+
+    /// Every daemon's log tail and the corosync logs, for failure messages.
+    pub fn logs(&self) -> String {
+        let mut s = String::new();
+        for i in 1..=self.opts.nodes {
+            let log = self.daemon_log(i);
+            let lines: Vec<&str> = log.lines().collect();
+            s.push_str(&format!(
+                "--- node{i} ironfenced ---\n{}\n",
+                lines[lines.len().saturating_sub(25)..].join("\n")
+            ));
+        }
+        s.push_str(&self.cluster.logs());
+        s
+    }
+
+    /// `ironfence --output json ARGS` against node I's socket.
+    pub fn cli(&self, i: usize, args: &[&str]) -> (i32, Value, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_ironfence"))
+            .arg("--socket")
+            .arg(self.socket(i))
+            .args(["--output", "json"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run ironfence");
+        let v = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        (
+            out.status.code().unwrap_or(-1),
+            v,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Node I's `cluster status` (Null when it does not answer).
+    pub fn status(&self, i: usize) -> Value {
+        let (code, v, _) = self.cli(i, &["cluster", "status"]);
+        if code == 0 {
+            v["status"].clone()
+        } else {
+            Value::Null
+        }
+    }
+
+    /// The state node I shows for node J.
+    pub fn state_of(&self, i: usize, j: usize) -> String {
+        let st = self.status(i);
+        st["nodes"]
+            .as_array()
+            .and_then(|ns| ns.iter().find(|n| n["id"] == j as u64))
+            .and_then(|n| n["state"].as_str())
+            .unwrap_or("(no answer)")
+            .to_string()
+    }
+
+    /// Wait until `check` holds; panic with `what` and the logs after `limit`.
+    pub fn wait_for(
+        &self,
+        what: &str,
+        limit: Duration,
+        mut check: impl FnMut(&FenceLab) -> bool,
+    ) -> Duration {
+        let start = Instant::now();
+        loop {
+            if check(self) {
+                return start.elapsed();
+            }
+            assert!(
+                start.elapsed() < limit,
+                "{what}: not within {limit:?}\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Wait until node I is an active member seeing `members` online nodes.
+    pub fn wait_active(&self, i: usize, members: usize, limit: Duration) {
+        self.wait_for(
+            &format!("node{i} active with {members} online"),
+            limit,
+            |lab| {
+                let st = lab.status(i);
+                st["state"] == "active"
+                    && st["nodes"].as_array().is_some_and(|ns| {
+                        ns.iter().filter(|n| n["state"] == "online").count() == members
+                    })
+            },
+        );
+    }
+
+    /// Node I's fencing history (request summaries).
+    pub fn history(&self, i: usize) -> Vec<Value> {
+        let (_, v, _) = self.cli(i, &["history"]);
+        v["requests"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Requests in node I's history that fenced node J (or recorded such a fence).
+    pub fn fences_of(&self, i: usize, j: usize) -> Vec<Value> {
+        self.history(i)
+            .into_iter()
+            .filter(|r| {
+                r["target"] == format!("node{j}")
+                    && (r["state"] == "fenced" || r["state"] == "confirmed")
+            })
+            .collect()
+    }
+
+    /// Every `set` node J's BMC was given ("set power 0", ...).
+    pub fn power_log(&self, j: usize) -> Vec<String> {
+        std::fs::read_to_string(self.bmc_dir(j).join("power.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split_once(' ').map(|(_, rest)| rest.to_string()))
+            .collect()
+    }
+
+    /// Timestamps (unix seconds) of node J's BMC `set power 0`.
+    pub fn power_off_times(&self, j: usize) -> Vec<f64> {
+        std::fs::read_to_string(self.bmc_dir(j).join("power.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.ends_with("set power 0"))
+            .filter_map(|l| l.split(' ').next()?.parse().ok())
+            .collect()
+    }
+
+    /// Whether node J's machine is powered on (its BMC's state).
+    pub fn powered(&self, j: usize) -> bool {
+        std::fs::read_to_string(self.bmc_dir(j).join("power"))
+            .map(|s| s.trim() != "0")
+            .unwrap_or(true)
+    }
+
+    /// kill -9 node I's corosync and ironfenced (by PID): a crash.
+    pub fn crash(&mut self, i: usize) {
+        if let Some(mut c) = self.daemons[i - 1].take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.cluster.kill(i);
+    }
+
+    /// SIGSTOP node I's corosync and ironfenced: a hang.
+    pub fn hang(&mut self, i: usize) {
+        if let Some(pid) = self.daemon_pid(i) {
+            signal(pid, Signal::SIGSTOP);
+        }
+        self.cluster.stop(i);
+    }
+
+    /// SIGCONT both after [`hang`](FenceLab::hang) (if they still exist).
+    pub fn resume(&mut self, i: usize) {
+        if let Some(pid) = self.daemon_pid(i) {
+            signal(pid, Signal::SIGCONT);
+        }
+        if self.cluster.pid(i).is_some() {
+            self.cluster.resume(i);
+        }
+    }
+
+    /// SIGTERM node I's ironfenced and wait for it to exit.
+    pub fn stop_daemon(&mut self, i: usize) -> Option<std::process::ExitStatus> {
+        if let Some(pid) = self.daemon_pid(i) {
+            signal(pid, Signal::SIGTERM);
+        }
+        self.wait_daemon_exit(i, Duration::from_secs(15))
+    }
+
+    /// Make node J's BMC silent (SIGSTOP its ipmi_sim).
+    pub fn silence_bmc(&self, j: usize) {
+        signal(self.bmcs[j - 1].id(), Signal::SIGSTOP);
+    }
+
+    /// Boot node I again after its BMC powered it on: corosync, then ironfenced.
+    pub fn boot(&mut self, i: usize) {
+        if let Some(mut c) = self.daemons[i - 1].take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.cluster.restart(i);
+        self.cluster
+            .wait_members(i, self.opts.nodes, Duration::from_secs(30));
+        self.start_daemon(i);
+    }
+}
+
+impl Drop for FenceLab {
+    fn drop(&mut self) {
+        for c in self.daemons.iter_mut().flatten() {
+            signal(c.id(), Signal::SIGCONT);
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for b in &mut self.bmcs {
+            signal(b.id(), Signal::SIGCONT);
+            let _ = b.kill();
+            let _ = b.wait();
+        }
+        if std::env::var_os("IRONFENCE_KEEP_LAB").is_some() {
+            let d = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
+            eprintln!("IRONFENCE_KEEP_LAB: kept {}", d.keep().display());
+        }
+    }
+}
