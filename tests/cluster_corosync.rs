@@ -155,7 +155,7 @@ fn a_silent_bmc_falls_through_to_the_sbd_poison_pill() {
         assert_eq!(f["devices"], serde_json::json!(["sbd-pill"]));
     }
     // the failed level 1 is in the coordinator's own history
-    let (_, v, _) = lab.cli(1, &["history", "node3"]);
+    let (_, v, _) = lab.cli(1, &["-v", "history", "node3"]);
     let recs: Vec<&Value> = v["records"].as_array().unwrap().iter().collect();
     assert!(
         recs.iter()

@@ -307,7 +307,7 @@ devices = ["bmc-node{j}"]
         if self.opts.sbd_level {
             let hosts: Vec<String> = (1..=n).map(|j| format!("\"node{j}\"")).collect();
             c.push_str(&format!(
-                "\n[[device]]\nname = \"sbd-pill\"\nkind = \"sbd\"\nhost_list = [{}]\nsbd = {{ devices = [\"{}\"], sector_size = 512, io_timeout = \"1s\" }}\ntimeouts = {{ off = \"10s\", on = \"10s\" }}\n",
+                "\n[[device]]\nname = \"sbd-pill\"\nkind = \"sbd\"\nhost_list = [{}]\nsbd = {{ devices = [\"{}\"], sector_size = 512, io_timeout = \"1s\" }}\ntimeouts = {{ off = \"10s\", on = \"10s\" }}\nretries = {{ off = 0 }}\n",
                 hosts.join(", "),
                 self.sbd_disk().display()
             ));
