@@ -266,3 +266,239 @@ fn status_without_a_daemon_exits_102() {
     assert_eq!(out.status.code(), Some(102));
     assert!(!String::from_utf8_lossy(&out.stderr).is_empty());
 }
+
+// ---------------------------------------------------------------------------
+// Benchmark (not in CI): `cargo test --release --features corosync --test
+// cluster_corosync bench -- --ignored --nocapture` (IRONFENCE_BENCH_RUNS,
+// default 10). The same fault in the same lab, first with ironfenced, then
+// with Pacemaker 2.1 + fence_ipmilan: kill -9 node3's corosync.
+
+/// Unix seconds of a corosync/Pacemaker log line ("Dec 07 02:25:31.904 ..."), UTC.
+fn log_time(line: &str, year: i64) -> Option<f64> {
+    let mut it = line.split_whitespace();
+    let month = match it.next()? {
+        "Jan" => 1,
+        "Feb" => 2,
+        "Mar" => 3,
+        "Apr" => 4,
+        "May" => 5,
+        "Jun" => 6,
+        "Jul" => 7,
+        "Aug" => 8,
+        "Sep" => 9,
+        "Oct" => 10,
+        "Nov" => 11,
+        "Dec" => 12,
+        _ => return None,
+    };
+    let day: i64 = it.next()?.parse().ok()?;
+    let mut hms = it.next()?.split(':');
+    let h: f64 = hms.next()?.parse().ok()?;
+    let m: f64 = hms.next()?.parse().ok()?;
+    let s: f64 = hms.next()?.parse().ok()?;
+    // days from civil (proleptic Gregorian)
+    let (y, mo) = if month <= 2 {
+        (year - 1, month + 9)
+    } else {
+        (year, month - 3)
+    };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * mo + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146097 + doe - 719468;
+    Some(days as f64 * 86400.0 + h * 3600.0 + m * 60.0 + s)
+}
+
+fn now_s() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+fn year_now() -> i64 {
+    let days = (now_s() / 86400.0) as i64;
+    // good enough for a log parser: 365.2425-day years from 1970
+    1970 + (days as f64 / 365.2425) as i64
+}
+
+/// First line of `text` after t0 that contains every needle: its time - t0.
+fn first_after(text: &str, t0: f64, needles: &[&str]) -> Option<f64> {
+    let year = year_now();
+    text.lines()
+        .filter(|l| needles.iter().all(|n| l.contains(n)))
+        .filter_map(|l| log_time(l, year))
+        .find(|t| *t >= t0 - 0.002)
+        .map(|t| t - t0)
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let n = v.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+#[derive(Default, Debug)]
+struct Trial {
+    detect: f64,
+    requested: f64,
+    bmc_off: f64,
+    recorded: f64,
+    recorded_all: f64,
+}
+
+fn corosync_detect(lab: &FenceLab, t0: f64) -> f64 {
+    let log =
+        std::fs::read_to_string(lab.cluster.node_dir(1).join("corosync.log")).unwrap_or_default();
+    first_after(&log, t0, &["A new membership", "Members left: 3"]).unwrap_or(f64::NAN)
+}
+
+fn ours_trial(lab: &mut FenceLab, run: usize) -> Trial {
+    let t0 = now_s();
+    lab.cluster.kill(3);
+    lab.wait_for(
+        "fence of node3 recorded on node1 and node2",
+        Duration::from_secs(30),
+        |lab| lab.fences_of(1, 3).len() > run && lab.fences_of(2, 3).len() > run,
+    );
+    let coordinator = lab.fences_of(1, 3).pop().unwrap();
+    let ms = |v: &Value| v.as_u64().unwrap() as f64 / 1000.0 - t0;
+    let (_, v, _) = lab.cli(2, &["-v", "history", "node3"]);
+    let remote_at = v["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["event"] == "remote")
+        .filter_map(|r| r["ts_ms"].as_u64())
+        .max()
+        .unwrap() as f64
+        / 1000.0
+        - t0;
+    let off = lab
+        .power_off_times(3)
+        .into_iter()
+        .find(|t| *t >= t0)
+        .unwrap_or(f64::NAN)
+        - t0;
+    let recorded = ms(&coordinator["finished_ms"]);
+    let t = Trial {
+        detect: corosync_detect(lab, t0),
+        requested: ms(&coordinator["requested_ms"]),
+        bmc_off: off,
+        recorded,
+        recorded_all: recorded.max(remote_at),
+    };
+    lab.wait_for("node3 powered on", Duration::from_secs(20), |lab| {
+        lab.powered(3)
+    });
+    lab.boot(3);
+    lab.wait_active(1, 3, Duration::from_secs(30));
+    t
+}
+
+fn pacemaker_trial(lab: &mut FenceLab) -> Trial {
+    let t0 = now_s();
+    lab.cluster.kill(3);
+    let terminated = ["Peer node3 was terminated", "OK"];
+    lab.wait_for("Pacemaker fenced node3", Duration::from_secs(120), |lab| {
+        [1, 2]
+            .iter()
+            .all(|&i| first_after(&lab.pacemaker_log(i), t0, &terminated).is_some())
+    });
+    let both = |needles: &[&str]| {
+        [1, 2]
+            .iter()
+            .filter_map(|&i| first_after(&lab.pacemaker_log(i), t0, needles))
+            .fold(f64::NAN, f64::min)
+    };
+    let all = |needles: &[&str]| {
+        [1, 2]
+            .iter()
+            .filter_map(|&i| first_after(&lab.pacemaker_log(i), t0, needles))
+            .fold(f64::NAN, f64::max)
+    };
+    let off = lab
+        .power_off_times(3)
+        .into_iter()
+        .find(|t| *t >= t0)
+        .unwrap_or(f64::NAN)
+        - t0;
+    let t = Trial {
+        detect: corosync_detect(lab, t0),
+        requested: both(&["Requesting fencing", "node3"]),
+        bmc_off: off,
+        recorded: both(&terminated),
+        recorded_all: all(&terminated),
+    };
+    lab.wait_for("node3 powered on", Duration::from_secs(30), |lab| {
+        lab.powered(3)
+    });
+    lab.boot(3);
+    lab.wait_pacemaker_ready(Duration::from_secs(120));
+    t
+}
+
+fn report(name: &str, trials: &[Trial]) -> [f64; 5] {
+    let col = |f: fn(&Trial) -> f64| median(&mut trials.iter().map(f).collect::<Vec<_>>());
+    let m = [
+        col(|t| t.detect),
+        col(|t| t.requested),
+        col(|t| t.bmc_off),
+        col(|t| t.recorded),
+        col(|t| t.recorded_all),
+    ];
+    eprintln!(
+        "{name:<10} n={:<3} corosync detection {:.3} s | fence started {:.3} s | BMC off {:.3} s | fence recorded {:.3} s (on every survivor {:.3} s)",
+        trials.len(),
+        m[0],
+        m[1],
+        m[2],
+        m[3],
+        m[4]
+    );
+    for (k, t) in trials.iter().enumerate() {
+        eprintln!("  {name} #{k}: {t:?}");
+    }
+    m
+}
+
+#[test]
+#[ignore = "benchmark: run by hand (see above)"]
+fn bench_fault_to_fence() {
+    let runs: usize = std::env::var("IRONFENCE_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let mut ours = Vec::new();
+    {
+        let mut lab = FenceLab::start(Options::nodes(3));
+        for r in 0..runs {
+            ours.push(ours_trial(&mut lab, r));
+        }
+    }
+    let mut pcmk = Vec::new();
+    {
+        let mut opts = Options::nodes(3);
+        opts.stack = support::fencing_lab::Stack::Pacemaker;
+        let mut lab = FenceLab::start(opts);
+        for _ in 0..runs {
+            pcmk.push(pacemaker_trial(&mut lab));
+        }
+    }
+    eprintln!("fault: kill -9 corosync of node3 (3 nodes, token 1000 ms, consensus 1200 ms); times after the fault, medians");
+    let a = report("ironfence", &ours);
+    let b = report("pacemaker", &pcmk);
+    eprintln!(
+        "fence started after detection: ironfence +{:.0} ms, pacemaker +{:.0} ms; fence recorded: pacemaker/ironfence = {:.2}x",
+        (a[1] - a[0]) * 1000.0,
+        (b[1] - b[0]) * 1000.0,
+        b[3] / a[3]
+    );
+}

@@ -651,3 +651,75 @@ fn timeout_chain_overflow_is_a_problem_not_a_panic() {
     let r = check(&toml);
     r.expect_code(1).expect_stderr("device[d].");
 }
+
+// ---------------------------------------------------------------------------
+// [cluster]
+
+const CLUSTER_A: &str = "[daemon]\nnode_name = \"a\"\n[cluster]\n";
+
+#[test]
+fn cluster_nodes_need_their_corosync_ids() {
+    assert_problem(
+        "[daemon]\nnode_name = \"a\"\n[cluster]\n[[node]]\nname = \"a\"\nid = 1\n[[node]]\nname = \"b\"\n",
+        1,
+        "node[b].id",
+        "corosync node ids",
+    );
+}
+
+#[test]
+fn cluster_this_node_must_be_a_node() {
+    assert_problem(
+        &format!("[daemon]\nnode_name = \"zz\"\n[cluster]\n{NODES}"),
+        1,
+        "daemon.node_name",
+        "not one of the [[node]]s",
+    );
+}
+
+#[test]
+fn cluster_without_nodes() {
+    assert_problem(
+        "[daemon]\nnode_name = \"a\"\n[cluster]\n",
+        1,
+        "cluster",
+        "no [[node]]",
+    );
+}
+
+#[test]
+fn cluster_fence_action_is_reboot_or_off() {
+    assert_problem(
+        &format!("{CLUSTER_A}fence_action = \"on\"\n{NODES}"),
+        1,
+        "cluster.fence_action",
+        "not a fence action",
+    );
+}
+
+#[test]
+fn cluster_unknown_key_and_bad_values_all_at_once() {
+    let r = check(&format!(
+        "{CLUSTER_A}membership = \"etcd\"\ngroup = \"has space\"\nretry_backoff = \"0s\"\ntwo_node_delay = \"soon\"\n{NODES}"
+    ));
+    r.expect_code(1)
+        .expect_stderr("4 problem(s)")
+        .expect_stderr("cluster.membership")
+        .expect_stderr("cluster.group")
+        .expect_stderr("cluster.retry_backoff")
+        .expect_stderr("cluster.two_node_delay");
+    assert_problem(
+        &format!("{CLUSTER_A}quorate = true\n{NODES}"),
+        1,
+        "cluster",
+        "unknown field `quorate`",
+    );
+}
+
+#[test]
+fn cluster_config_that_is_fine() {
+    let r = check(&format!(
+        "{CLUSTER_A}group = \"controllers\"\nfence_action = \"off\"\ntwo_node_delay = \"3s\"\n{NODES}"
+    ));
+    r.expect_code(0);
+}

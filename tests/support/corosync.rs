@@ -253,6 +253,12 @@ impl Cluster {
     /// n = 2) and wait until every node sees all `n` as members and is
     /// quorate. Panics, with the logs, if they do not within 30 s.
     pub fn start(n: usize, two_node: bool) -> Cluster {
+        Cluster::start_with(n, two_node, false)
+    }
+
+    /// [`start`](Cluster::start); `pacemaker`: corosync.conf lets
+    /// Pacemaker's daemons (hacluster:haclient) in (`uidgid`).
+    pub fn start_with(n: usize, two_node: bool, pacemaker: bool) -> Cluster {
         assert!((1..=200).contains(&n), "1 to 200 nodes, not {n}");
         for p in PEERS {
             peer(p);
@@ -288,9 +294,10 @@ impl Cluster {
         for i in 1..=n {
             let d = cluster.nodes[i - 1].dir.display().to_string();
             let two = if two_node { "1" } else { "0" };
+            let pcmk = if pacemaker { "1" } else { "0" };
             script(
                 "corosync-conf.sh",
-                &[&d, &cluster_name, &n.to_string(), two],
+                &[&d, &cluster_name, &n.to_string(), two, pcmk],
             );
         }
         let started = Instant::now();

@@ -18,6 +18,10 @@
 //! Optionally a second fencing level: an SBD poison pill on a disk image
 //! file shared by every node (msgwait 2 s).
 //!
+//! With [`Stack::Pacemaker`] the same lab runs Pacemaker 2.1 instead of
+//! ironfenced (tests/lab/pcmk/pcmk-node.sh per node; one `fence_ipmilan`
+//! device per node against the same BMCs), for side-by-side benchmarks.
+//!
 //! Everything is stopped by PID when the lab is dropped (daemons, BMCs,
 //! then the corosync cluster, which removes the namespaces).
 
@@ -37,9 +41,17 @@ pub const BMC_PORT_BASE: u16 = 6230;
 /// msgwait of the shared SBD disk.
 pub const SBD_MSGWAIT: Duration = Duration::from_secs(2);
 
+/// What runs on each node besides corosync.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Stack {
+    Ironfence,
+    Pacemaker,
+}
+
 /// How the lab is built.
 #[derive(Clone)]
 pub struct Options {
+    pub stack: Stack,
     pub nodes: usize,
     pub two_node: bool,
     /// Level 2: an SBD poison pill on a shared disk image.
@@ -53,6 +65,7 @@ pub struct Options {
 impl Options {
     pub fn nodes(n: usize) -> Options {
         Options {
+            stack: Stack::Ironfence,
             nodes: n,
             two_node: n == 2,
             sbd_level: false,
@@ -75,14 +88,22 @@ pub struct FenceLab {
     opts: Options,
     bmcs: Vec<Child>,
     daemons: Vec<Option<Child>>,
+    pacemakers: Vec<Option<Child>>,
 }
 
 impl FenceLab {
     /// Start corosync on every node, the BMCs, and every node's ironfenced;
     /// wait until every daemon is an active member.
     pub fn start(opts: Options) -> FenceLab {
-        let lab = FenceLab::start_without_daemons(opts);
-        let mut lab = lab;
+        let mut lab = FenceLab::start_without_daemons(opts);
+        if lab.opts.stack == Stack::Pacemaker {
+            for i in 1..=lab.opts.nodes {
+                lab.start_pacemaker(i);
+            }
+            lab.configure_pacemaker();
+            lab.wait_pacemaker_ready(Duration::from_secs(90));
+            return lab;
+        }
         for i in 1..=lab.opts.nodes {
             lab.start_daemon(i);
         }
@@ -96,7 +117,12 @@ impl FenceLab {
     pub fn start_without_daemons(opts: Options) -> FenceLab {
         require_peer("ipmi_sim");
         require_peer("ipmitool");
-        let cluster = Cluster::start(opts.nodes, opts.two_node);
+        if opts.stack == Stack::Pacemaker {
+            require_peer("pacemakerd");
+            require_peer("fence_ipmilan");
+        }
+        let cluster =
+            Cluster::start_with(opts.nodes, opts.two_node, opts.stack == Stack::Pacemaker);
         cluster.add_mgmt_network();
         let dir = tempfile::Builder::new()
             .prefix("ironfence-fencelab-")
@@ -106,6 +132,7 @@ impl FenceLab {
         let mut lab = FenceLab {
             cluster,
             daemons: (0..opts.nodes).map(|_| None).collect(),
+            pacemakers: (0..opts.nodes).map(|_| None).collect(),
             bmcs: Vec::new(),
             dir,
             opts,
@@ -548,21 +575,157 @@ devices = ["bmc-node{j}"]
         signal(self.bmcs[j - 1].id(), Signal::SIGSTOP);
     }
 
-    /// Boot node I again after its BMC powered it on: corosync, then ironfenced.
+    /// Boot node I again after its BMC powered it on: corosync, then
+    /// ironfenced (or pacemakerd, with a fresh /run).
     pub fn boot(&mut self, i: usize) {
-        if let Some(mut c) = self.daemons[i - 1].take() {
+        for c in [self.daemons[i - 1].take(), self.pacemakers[i - 1].take()]
+            .into_iter()
+            .flatten()
+        {
+            let mut c = c;
             let _ = c.kill();
             let _ = c.wait();
         }
         self.cluster.restart(i);
         self.cluster
             .wait_members(i, self.opts.nodes, Duration::from_secs(30));
-        self.start_daemon(i);
+        match self.opts.stack {
+            Stack::Ironfence => self.start_daemon(i),
+            Stack::Pacemaker => {
+                let _ = std::fs::remove_dir_all(self.pcmk_dir(i).join("run"));
+                self.start_pacemaker(i);
+            }
+        }
+    }
+
+    fn pcmk_dir(&self, i: usize) -> PathBuf {
+        self.node_dir(i).join("pcmk")
+    }
+
+    /// Node I's pacemaker.log.
+    pub fn pacemaker_log(&self, i: usize) -> String {
+        std::fs::read_to_string(self.pcmk_dir(i).join("log/pacemaker.log")).unwrap_or_default()
+    }
+
+    fn start_pacemaker(&mut self, i: usize) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab/pcmk/pcmk-node.sh");
+        let out = std::fs::File::create(self.node_dir(i).join("pacemakerd.out")).expect("out");
+        let err = out.try_clone().expect("dup");
+        let child = Command::new(script)
+            .arg(self.cluster.ns(i))
+            .arg(self.pcmk_dir(i))
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("start pacemakerd");
+        self.pacemakers[i - 1] = Some(child);
+    }
+
+    /// A Pacemaker CLI on node I (in pacemakerd's namespaces).
+    pub fn pcs(&self, i: usize, args: &[&str]) -> std::process::Output {
+        let pid = self.pacemakers[i - 1]
+            .as_ref()
+            .map(Child::id)
+            .expect("pacemakerd runs on that node");
+        Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab/pcmk/pcmk-run.sh"))
+            .arg(pid.to_string())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("pcmk-run.sh")
+    }
+
+    /// Fencing on, no quorum = stop, one fence_ipmilan device per node
+    /// (never run on the node it fences), loaded with cibadmin on node 1.
+    fn configure_pacemaker(&self) {
+        let start = Instant::now();
+        while !String::from_utf8_lossy(&self.pcs(1, &["crm_mon", "-1"]).stdout).contains("Online:")
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "Pacemaker never came up:\n{}",
+                self.pacemaker_log(1)
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let crm_config = r#"<crm_config><cluster_property_set id="cib-bootstrap-options">
+<nvpair id="o-stonith-enabled" name="stonith-enabled" value="true"/>
+<nvpair id="o-no-quorum-policy" name="no-quorum-policy" value="stop"/>
+<nvpair id="o-dc-deadtime" name="dc-deadtime" value="1s"/>
+</cluster_property_set></crm_config>"#;
+        let mut resources = String::from("<resources>");
+        let mut constraints = String::from("<constraints>");
+        for j in 1..=self.opts.nodes {
+            let port = BMC_PORT_BASE + j as u16;
+            resources.push_str(&format!(
+                r#"<primitive id="fence-node{j}" class="stonith" type="fence_ipmilan"><instance_attributes id="fence-node{j}-ia">
+<nvpair id="fence-node{j}-ip" name="ip" value="{BMC_ADDR}"/>
+<nvpair id="fence-node{j}-ipport" name="ipport" value="{port}"/>
+<nvpair id="fence-node{j}-username" name="username" value="{IPMI_USER}"/>
+<nvpair id="fence-node{j}-password" name="password" value="{IPMI_PASSWORD}"/>
+<nvpair id="fence-node{j}-lanplus" name="lanplus" value="1"/>
+<nvpair id="fence-node{j}-cipher" name="cipher" value="3"/>
+<nvpair id="fence-node{j}-hostlist" name="pcmk_host_list" value="node{j}"/>
+</instance_attributes><operations><op id="fence-node{j}-monitor" name="monitor" interval="60s"/></operations></primitive>"#
+            ));
+            constraints.push_str(&format!(
+                r#"<rsc_location id="fence-node{j}-not-on-node{j}" rsc="fence-node{j}" node="node{j}" score="-INFINITY"/>"#
+            ));
+        }
+        resources.push_str("</resources>");
+        constraints.push_str("</constraints>");
+        for (scope, xml) in [
+            ("crm_config", crm_config.to_string()),
+            ("resources", resources),
+            ("constraints", constraints),
+        ] {
+            let out = self.pcs(
+                1,
+                &[
+                    "cibadmin",
+                    "--replace",
+                    "--scope",
+                    scope,
+                    "--xml-text",
+                    &xml,
+                ],
+            );
+            assert!(
+                out.status.success(),
+                "cibadmin {scope}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+
+    /// Wait until node 1's crm_mon shows every node online and every fence device started.
+    pub fn wait_pacemaker_ready(&self, limit: Duration) {
+        let n = self.opts.nodes;
+        let online: Vec<String> = (1..=n).map(|j| format!("node{j}")).collect();
+        let want = format!("Online: [ {} ]", online.join(" "));
+        let start = Instant::now();
+        loop {
+            let text =
+                String::from_utf8_lossy(&self.pcs(1, &["crm_mon", "-1"]).stdout).into_owned();
+            if text.contains(&want) && text.matches("Started").count() >= n {
+                return;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "Pacemaker not ready within {limit:?}:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
     }
 }
 
 impl Drop for FenceLab {
     fn drop(&mut self) {
+        for c in self.pacemakers.iter_mut().flatten() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
         for c in self.daemons.iter_mut().flatten() {
             signal(c.id(), Signal::SIGCONT);
             let _ = c.kill();

@@ -1,15 +1,17 @@
 #!/bin/sh
-# corosync-conf.sh DIR CLUSTER N TWO_NODE - write DIR/corosync.conf for one
+# corosync-conf.sh DIR CLUSTER N TWO_NODE [PACEMAKER] - write DIR/corosync.conf for one
 # node of an N-node lab cluster made by netns.sh (node I = 192.0.2.I, nodeid
 # I, name nodeI): knet without crypto, token 1000 ms with token_coefficient 0
 # (so the token stays 1000 ms whatever N; consensus = 1.2 x token = 1200 ms),
 # votequorum (two_node when TWO_NODE is 1), log in DIR/corosync.log, state in
-# DIR/lib. corosync runs as root: no uidgid section.
+# DIR/lib. corosync runs as root: no uidgid section, unless PACEMAKER is 1
+# (Pacemaker's daemons run as hacluster:haclient and need it).
 set -eu
 d=$1
 cluster=$2
 n=$3
 two_node=$4
+pacemaker=${5:-0}
 mkdir -p "$d/lib" "$d/run"
 {
     cat <<EOC
@@ -56,4 +58,7 @@ system {
     state_dir: $d/lib
 }
 EOC
+    if [ "$pacemaker" = 1 ]; then
+        printf 'uidgid {\n    uid: hacluster\n    gid: haclient\n}\n'
+    fi
 } >"$d/corosync.conf"
