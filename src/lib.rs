@@ -10,7 +10,8 @@
 //! | [`config`]  | raw TOML types -> one validated [`config::Config`]; every problem at once |
 //! | [`cli`]     | the `ironfence` command tree, text/json output, exit codes        |
 //! | [`api`]     | the daemon's unix-socket JSON protocol: types, server, client     |
-//! | [`node`]    | the `ironfenced` daemon: wires config, fencer and API together   |
+//! | [`node`]    | the `ironfenced` daemon: wires config, fencer, cluster and API together |
+//! | [`cluster`] | corosync CPG membership: who is lost, the coordinator that fences it, results recorded by every member |
 //! | [`fencer`]  | topology, device selection, delays, retries, history; one task owns the queue |
 //! | [`power`]   | the `PowerDevice` trait, one adapter per device kind, verify-until-observed |
 //! | [`profiles`] | vendor BMC profiles from `firmware-configs/`: recognise a BMC, its reset types, ciphers, quirks |

@@ -255,6 +255,73 @@ fn five_nodes_a_crash_is_fenced_once_and_watch_tells_it() {
 }
 
 #[test]
+fn bad_starts_give_clear_errors_and_nothing_is_fenced() {
+    let mut lab = FenceLab::start_without_daemons(Options::nodes(3));
+    lab.start_daemon(1);
+    lab.start_daemon(2);
+    lab.wait_active(1, 2, Duration::from_secs(30));
+
+    // node3 with node2's name: corosync says otherwise
+    let wrong = lab
+        .config(3, "")
+        .replace("node_name = \"node3\"", "node_name = \"node2\"");
+    std::fs::write(lab.config_path(3), wrong).unwrap();
+    lab.start_daemon(3);
+    let st = lab
+        .wait_daemon_exit(3, Duration::from_secs(20))
+        .expect("exits");
+    assert_eq!(st.code(), Some(1));
+    let log = lab.daemon_log(3);
+    assert!(log.contains("corosync says this node's id is 3"), "{log}");
+
+    // a second daemon on node1 (own socket and state): refused, node1 untouched
+    let dir = lab.node_dir(1).join("twin");
+    std::fs::create_dir_all(&dir).unwrap();
+    let twin = lab
+        .config(1, "")
+        .replace(
+            &lab.socket(1).display().to_string(),
+            &dir.join("s.sock").display().to_string(),
+        )
+        .replace(
+            &lab.node_dir(1).join("state").display().to_string(),
+            &dir.join("state").display().to_string(),
+        );
+    std::fs::write(dir.join("ironfence.toml"), twin).unwrap();
+    let out = lab
+        .cluster
+        .exec_in(1, env!("CARGO_BIN_EXE_ironfenced"))
+        .arg("--config")
+        .arg(dir.join("ironfence.toml"))
+        .env("IRONFENCE_FORBID_HARDWARE", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("another ironfenced"), "{err}");
+
+    // no corosync at all on node3
+    std::fs::write(lab.config_path(3), lab.config(3, "")).unwrap();
+    lab.cluster.kill(3);
+    lab.start_daemon(3);
+    let st = lab
+        .wait_daemon_exit(3, Duration::from_secs(20))
+        .expect("exits");
+    assert_eq!(st.code(), Some(1));
+    let log = lab.daemon_log(3);
+    assert!(
+        log.contains("cannot join CPG group") && log.contains("is corosync running"),
+        "{log}"
+    );
+
+    std::thread::sleep(Duration::from_secs(2));
+    for j in 1..=3 {
+        assert_eq!(offs(&lab, j), 0, "node{j} was fenced");
+    }
+    assert_eq!(lab.state_of(2, 1), "online");
+}
+
+#[test]
 fn status_without_a_daemon_exits_102() {
     let dir = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ironfence"))
@@ -360,6 +427,15 @@ fn corosync_detect(lab: &FenceLab, t0: f64) -> f64 {
     first_after(&log, t0, &["A new membership", "Members left: 3"]).unwrap_or(f64::NAN)
 }
 
+/// Node 3's BMC's first `set power 0` after t0, relative to it.
+fn bmc_off_after(lab: &FenceLab, t0: f64) -> f64 {
+    lab.power_off_times(3)
+        .into_iter()
+        .find(|t| *t >= t0)
+        .unwrap_or(f64::NAN)
+        - t0
+}
+
 fn ours_trial(lab: &mut FenceLab, run: usize) -> Trial {
     let t0 = now_s();
     lab.cluster.kill(3);
@@ -381,12 +457,7 @@ fn ours_trial(lab: &mut FenceLab, run: usize) -> Trial {
         .unwrap() as f64
         / 1000.0
         - t0;
-    let off = lab
-        .power_off_times(3)
-        .into_iter()
-        .find(|t| *t >= t0)
-        .unwrap_or(f64::NAN)
-        - t0;
+    let off = bmc_off_after(lab, t0);
     let recorded = ms(&coordinator["finished_ms"]);
     let t = Trial {
         detect: corosync_detect(lab, t0),
@@ -424,12 +495,7 @@ fn pacemaker_trial(lab: &mut FenceLab) -> Trial {
             .filter_map(|&i| first_after(&lab.pacemaker_log(i), t0, needles))
             .fold(f64::NAN, f64::max)
     };
-    let off = lab
-        .power_off_times(3)
-        .into_iter()
-        .find(|t| *t >= t0)
-        .unwrap_or(f64::NAN)
-        - t0;
+    let off = bmc_off_after(lab, t0);
     let t = Trial {
         detect: corosync_detect(lab, t0),
         requested: both(&["Requesting fencing", "node3"]),

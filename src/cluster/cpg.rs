@@ -65,11 +65,14 @@ pub struct Group {
 }
 
 impl Group {
-    /// Connect to the local corosync and join `name`. Blocks up to
-    /// `limit` (call it from `spawn_blocking`). Events arrive on the
-    /// returned receiver, starting with the configuration change of this join.
+    /// Connect to the local corosync and, if it gives this node the id
+    /// `expect`, join `name` (else [`ClusterError::WrongId`], without
+    /// joining: nobody sees a thing). Blocks up to `limit` (call it from
+    /// `spawn_blocking`). Events arrive on the returned receiver, starting
+    /// with the configuration change of this join.
     pub fn join(
         name: &str,
+        expect: u32,
         limit: Duration,
     ) -> Result<(Group, tmpsc::UnboundedReceiver<GroupEvent>), ClusterError> {
         let (events_tx, events) = tmpsc::unbounded_channel();
@@ -83,7 +86,7 @@ impl Group {
         std::thread::Builder::new()
             .name("cluster-cpg".into())
             .spawn(move || {
-                let conn = match Connection::open(&group) {
+                let conn = match Connection::open(&group, expect) {
                     Ok(c) => {
                         let _ = first_tx.send(Ok(c.nodeid));
                         c
@@ -210,7 +213,7 @@ struct Connection {
 }
 
 impl Connection {
-    fn open(group: &str) -> Result<Connection, ClusterError> {
+    fn open(group: &str, expect: u32) -> Result<Connection, ClusterError> {
         let err = |step: &'static str, e: CsError| ClusterError::Join {
             group: group.to_string(),
             step,
@@ -225,6 +228,13 @@ impl Connection {
         });
         let handle = cpg::initialize(&model, 0).map_err(|e| err("cpg_initialize", e))?;
         let nodeid = cpg::local_get(&handle).map_err(|e| err("cpg_local_get", e))?;
+        if u32::from(nodeid) != expect {
+            return Err(ClusterError::WrongId {
+                name: String::new(),
+                config: expect,
+                corosync: u32::from(nodeid),
+            });
+        }
         let fd = cpg::fd_get(&handle).map_err(|e| err("cpg_fd_get", e))?;
         cpg::join(&handle, group).map_err(|e| err("cpg_join", e))?;
         Ok(Connection {

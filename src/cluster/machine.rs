@@ -395,6 +395,17 @@ impl Machine {
             let Some(e) = self.entries.get(&m.node) else {
                 continue;
             };
+            if e.member.as_ref().is_none_or(|i| i.pid != m.pid) {
+                // a process we never counted (a refused second daemon)
+                let text = format!(
+                    "a process of {} we never counted left (pid {}, {})",
+                    e.name,
+                    m.pid,
+                    reason.text()
+                );
+                self.event(wall, "left", None, text);
+                continue;
+            }
             let lost = e.incarnation(m.pid);
             let leaving = e
                 .member
@@ -449,7 +460,29 @@ impl Machine {
         }
 
         for (m, _) in joined {
+            let members_now = &self.members;
             match self.entries.get_mut(&m.node) {
+                // A second daemon on a node that has one: it refuses itself.
+                Some(e)
+                    if e.member.as_ref().is_some_and(|i| {
+                        i.pid != m.pid
+                            && members_now.contains(&Member {
+                                node: m.node,
+                                pid: i.pid,
+                            })
+                    }) =>
+                {
+                    let name = e.name.clone();
+                    self.event(
+                        wall,
+                        "duplicate",
+                        Some(&name),
+                        format!(
+                            "a second ironfenced (pid {}) joined for {name}: it must refuse and leave",
+                            m.pid
+                        ),
+                    );
+                }
                 Some(e) => {
                     e.member = Some(MemberInfo {
                         pid: m.pid,
@@ -487,7 +520,13 @@ impl Machine {
         // Members listed but unknown to us (e.g. present before we joined).
         for m in members {
             if let Some(e) = self.entries.get_mut(&m.node) {
-                if e.member.as_ref().is_none_or(|i| i.pid != m.pid) {
+                let known = e.member.as_ref().is_some_and(|i| {
+                    members.contains(&Member {
+                        node: m.node,
+                        pid: i.pid,
+                    })
+                });
+                if !known {
                     e.member = Some(MemberInfo {
                         pid: m.pid,
                         nonce: None,

@@ -206,9 +206,9 @@ type Group = super::cpg::Group;
 type Events = mpsc::UnboundedReceiver<super::cpg::GroupEvent>;
 
 #[cfg(feature = "corosync")]
-async fn join(group: &str) -> Result<(Group, Events), ClusterError> {
+async fn join(group: &str, this_id: u32) -> Result<(Group, Events), ClusterError> {
     let g = group.to_string();
-    tokio::task::spawn_blocking(move || Group::join(&g, JOIN_LIMIT))
+    tokio::task::spawn_blocking(move || Group::join(&g, this_id, JOIN_LIMIT))
         .await
         .map_err(|e| ClusterError::Join {
             group: group.to_string(),
@@ -237,16 +237,8 @@ pub async fn start(
             .find(|(_, id)| *id == this_id)
             .map(|(n, _)| n.clone())
             .unwrap_or_default();
-        let (group, events) = join(&parts.settings.group).await?;
-        if group.local.node != this_id {
-            let corosync = group.local.node;
-            drop(group); // not joined as anyone we know: just close
-            return Err(ClusterError::WrongId {
-                name,
-                config: this_id,
-                corosync,
-            });
-        }
+        // Quorum first: once joined, a failure would look like a crash to
+        // the others (and get this node fenced).
         let source = crate::quorum::corosync_source().map_err(|e| ClusterError::Join {
             group: parts.settings.group.clone(),
             step: "quorum",
@@ -263,6 +255,23 @@ pub async fn start(
                 step: "quorum",
                 cause,
             })?;
+        let (group, events) = match join(&parts.settings.group, this_id).await {
+            Ok(j) => j,
+            Err(ClusterError::WrongId {
+                config, corosync, ..
+            }) => {
+                let _ = qstop_tx.send(true);
+                return Err(ClusterError::WrongId {
+                    name,
+                    config,
+                    corosync,
+                });
+            }
+            Err(e) => {
+                let _ = qstop_tx.send(true);
+                return Err(e);
+            }
+        };
         let pending = quorum
             .timing
             .map(|t| t.membership_change() * PENDING_ROUNDS)
@@ -391,7 +400,7 @@ impl Task {
                 _ = sleep_until(wake) => {
                     if reconnect_at.is_some_and(|t| t <= Instant::now()) {
                         reconnect_at = None;
-                        match join(&self.settings.group).await {
+                        match join(&self.settings.group, self.settings.this_id).await {
                             Ok((g, ev)) => {
                                 info!("joined the CPG group again");
                                 self.group = Some(g);

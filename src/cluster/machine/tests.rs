@@ -550,6 +550,11 @@ fn a_second_daemon_on_the_same_node_refuses() {
     sim.join(twin, 0);
     let why = sim.nodes[twin].refused.clone().expect("refused");
     assert!(why.contains("already a member"), "{why}");
+    // it leaves (cpg_leave): the real n2 stays an online member
+    sim.lose(twin, Reason::Leave);
+    assert_eq!(sim.state(0, "n2"), "online");
+    assert_eq!(sim.state(1, "n2"), "online");
+    assert_eq!(sim.fences_total(), 0);
 }
 
 #[test]
