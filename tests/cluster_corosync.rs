@@ -165,6 +165,79 @@ fn a_silent_bmc_falls_through_to_the_sbd_poison_pill() {
 }
 
 #[test]
+fn a_fence_that_fails_keeps_the_node_unclean_until_a_human_confirms() {
+    let mut lab = FenceLab::start(Options::nodes(3));
+    lab.silence_bmc(3);
+    lab.crash(3);
+    lab.wait_for(
+        "a failed fence of node3 shown on node2",
+        Duration::from_secs(30),
+        |lab| {
+            let st = lab.status(2);
+            st["nodes"][2]["failures"].as_u64().unwrap_or(0) >= 1
+        },
+    );
+    let st = lab.status(2);
+    let n3 = &st["nodes"][2];
+    assert_eq!(n3["state"], "UNCLEAN (offline)", "{st}");
+    assert!(
+        n3["last_error"].as_str().unwrap().contains("bmc-node3"),
+        "{n3}"
+    );
+    // every member recorded the failure, nobody recorded a fence
+    let failed = lab
+        .history(2)
+        .into_iter()
+        .filter(|r| r["target"] == "node3" && r["state"] == "failed")
+        .count();
+    assert!(failed >= 1);
+    assert!(lab.fences_of(2, 3).is_empty());
+    let (code, text) = {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ironfence"))
+            .arg("--socket")
+            .arg(lab.socket(2))
+            .args(["cluster", "status"])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    assert_eq!(code, Some(0));
+    assert!(
+        text.contains("UNCLEAN (offline)") && text.contains("failed fence"),
+        "{text}"
+    );
+    eprintln!("{text}");
+
+    // a human confirms on node2: every member takes it, retries stop
+    let (code, v, err) = lab.cli(2, &["confirm", "node3"]);
+    assert_eq!(code, 0, "{v} {err}");
+    lab.wait_for(
+        "node3 confirmed down everywhere",
+        Duration::from_secs(10),
+        |lab| {
+            [1, 2]
+                .iter()
+                .all(|&i| lab.state_of(i, 3) == "offline (fenced)")
+        },
+    );
+    for i in [1, 2] {
+        assert_eq!(lab.fences_of(i, 3).len(), 1, "node{i}");
+        assert_eq!(lab.fences_of(i, 3)[0]["state"], "confirmed");
+    }
+    let before = lab.history(1).len();
+    std::thread::sleep(Duration::from_secs(12));
+    let after: Vec<Value> = lab.history(1);
+    assert!(
+        after.len() <= before + 1,
+        "fencing went on after the confirm: {:?}",
+        &after[before..]
+    );
+}
+
+#[test]
 fn two_nodes_cut_apart_exactly_one_fences_the_other() {
     let lab = FenceLab::start(Options::nodes(2));
     lab.cluster.node(2).cut();
