@@ -11,6 +11,7 @@
 //! | [`cli`]     | the `ironfence` command tree, text/json output, exit codes        |
 //! | [`api`]     | the daemon's unix-socket JSON protocol: types, server, client     |
 //! | [`node`]    | the `ironfenced` daemon: wires config, fencer, cluster and API together |
+//! | [`resources`] | Pacemaker score arithmetic and placement (pure): where resources run; blocked until a lost node is fenced |
 //! | [`cluster`] | corosync CPG membership: who is lost, the coordinator that fences it, results recorded by every member |
 //! | [`fencer`]  | topology, device selection, delays, retries, history; one task owns the queue |
 //! | [`power`]   | the `PowerDevice` trait, one adapter per device kind, verify-until-observed |
@@ -41,6 +42,7 @@ pub mod power;
 pub mod profiles;
 pub mod quorum;
 pub mod redfish;
+pub mod resources;
 pub mod sbd;
 pub mod secret;
 pub mod sim;

@@ -1,0 +1,359 @@
+//! Placement: a pure, deterministic function from the cluster's state and
+//! the resources' constraints to where each resource should run and what
+//! to do to get there, with Pacemaker's score rules. It prints nothing and
+//! does no I/O; it is tested with golden scenarios and differentially
+//! against Pacemaker's `crm_simulate` (tests/placement_crm_simulate.rs).
+//!
+//! ```text
+//!  per resource, in allocation order (priority, then configuration order):
+//!    score(node) = 0 on every node that can run resources, -INFINITY elsewhere
+//!                + every location constraint of it on that node
+//!                + its stickiness on the node it runs on now
+//!    node = highest score >= 0; ties: the node with the fewest resources
+//!           placed so far, then the node it runs on, then the node name;
+//!           and the node it runs on whenever its score equals that best
+//!           one and is above zero
+//!  safety: a resource that runs on an UNCLEAN node that is not yet fenced
+//!          is placed nowhere: "blocked: waiting for fencing of NODE"
+//! ```
+//!
+//! The supported subset grows with each step of the resource manager:
+//! primitives with location constraints and stickiness now; colocation,
+//! groups, clones and ordering next.
+
+use super::score::Score;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// What a node can do, as the cluster sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeState {
+    Online,
+    /// Online, but runs no resources (`node standby`).
+    Standby,
+    /// Not a member, known clean (left, or fenced).
+    Offline,
+    /// Lost uncleanly and not yet fenced: what ran there may still run.
+    Unclean,
+}
+
+impl NodeState {
+    fn can_run(self) -> bool {
+        self == NodeState::Online
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeInput {
+    pub name: String,
+    pub state: NodeState,
+}
+
+/// A primitive resource as placement sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Primitive {
+    pub id: String,
+    /// Allocated first when higher (meta `priority`).
+    pub priority: i64,
+    /// Added to its current node's score (meta `resource-stickiness`).
+    pub stickiness: Score,
+    /// Where it runs now (probes and monitors say so).
+    pub running_on: Option<String>,
+}
+
+/// `rsc` prefers (or avoids) `node` by `score`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Location {
+    pub rsc: String,
+    pub node: String,
+    pub score: Score,
+}
+
+/// Everything placement looks at.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Input {
+    pub nodes: Vec<NodeInput>,
+    pub resources: Vec<Primitive>,
+    pub locations: Vec<Location>,
+}
+
+/// What to do with one resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Plan {
+    /// Stays where it is (or stays stopped).
+    Keep,
+    Start {
+        node: String,
+    },
+    Stop {
+        node: String,
+    },
+    Move {
+        from: String,
+        to: String,
+    },
+    /// Nothing may happen until the node it ran on is fenced.
+    Blocked {
+        reason: String,
+    },
+}
+
+/// The result: where each resource goes, its scores, and the plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Placement {
+    /// Resource -> node (None: stopped).
+    pub assigned: BTreeMap<String, Option<String>>,
+    /// Resource -> node -> allocation score.
+    pub scores: BTreeMap<String, BTreeMap<String, Score>>,
+    pub plans: BTreeMap<String, Plan>,
+}
+
+/// Place every resource (see the module docs).
+pub fn place(input: &Input) -> Placement {
+    let mut order: Vec<&Primitive> = input.resources.iter().collect();
+    // stable: equal priorities keep their configuration order
+    order.sort_by_key(|r| std::cmp::Reverse(r.priority));
+    let mut load: BTreeMap<&str, usize> =
+        input.nodes.iter().map(|n| (n.name.as_str(), 0)).collect();
+    let mut out = Placement {
+        assigned: BTreeMap::new(),
+        scores: BTreeMap::new(),
+        plans: BTreeMap::new(),
+    };
+    for r in order {
+        let current = r.running_on.as_deref();
+        let unclean = current.and_then(|c| {
+            input
+                .nodes
+                .iter()
+                .find(|n| n.name == c && n.state == NodeState::Unclean)
+        });
+        let mut scores: BTreeMap<String, Score> = BTreeMap::new();
+        for n in &input.nodes {
+            let mut s = if n.state.can_run() {
+                Score::ZERO
+            } else {
+                Score::MINUS_INFINITY
+            };
+            for l in input
+                .locations
+                .iter()
+                .filter(|l| l.rsc == r.id && l.node == n.name)
+            {
+                s = s + l.score;
+            }
+            if current == Some(n.name.as_str()) {
+                s = s + r.stickiness;
+            }
+            scores.insert(n.name.clone(), s);
+        }
+        if let Some(n) = unclean {
+            out.plans.insert(
+                r.id.clone(),
+                Plan::Blocked {
+                    reason: format!("blocked: waiting for fencing of {}", n.name),
+                },
+            );
+            out.assigned.insert(r.id.clone(), None);
+            out.scores.insert(r.id.clone(), scores);
+            continue;
+        }
+        let candidates: Vec<(&NodeInput, Score)> = input
+            .nodes
+            .iter()
+            .filter(|n| n.state.can_run())
+            .filter_map(|n| scores.get(&n.name).map(|s| (n, *s)))
+            .filter(|(_, s)| s.allowed())
+            .collect();
+        let top = candidates
+            .iter()
+            .max_by(|(a, sa), (b, sb)| {
+                sa.cmp(sb)
+                    .then_with(|| load[b.name.as_str()].cmp(&load[a.name.as_str()]))
+                    .then_with(|| {
+                        (current == Some(a.name.as_str())).cmp(&(current == Some(b.name.as_str())))
+                    })
+                    .then_with(|| b.name.cmp(&a.name))
+            })
+            .copied();
+        // Pacemaker keeps a resource where it runs when that node is just
+        // as good as the best one, but only for a positive score: at zero,
+        // spreading wins.
+        let best = top.map(|(n, s)| {
+            let stay = candidates
+                .iter()
+                .find(|(c, cs)| current == Some(c.name.as_str()) && *cs == s);
+            match stay {
+                Some((c, _)) if s > Score::ZERO => c.name.clone(),
+                _ => n.name.clone(),
+            }
+        });
+        if let Some(b) = &best {
+            if let Some(l) = load.get_mut(b.as_str()) {
+                *l += 1;
+            }
+        }
+        let plan = match (current, best.as_deref()) {
+            (None, None) => Plan::Keep,
+            (Some(c), Some(b)) if c == b => Plan::Keep,
+            (None, Some(b)) => Plan::Start {
+                node: b.to_string(),
+            },
+            (Some(c), None) => Plan::Stop {
+                node: c.to_string(),
+            },
+            (Some(c), Some(b)) => Plan::Move {
+                from: c.to_string(),
+                to: b.to_string(),
+            },
+        };
+        out.plans.insert(r.id.clone(), plan);
+        out.assigned.insert(r.id.clone(), best);
+        out.scores.insert(r.id.clone(), scores);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn nodes(states: &[NodeState]) -> Vec<NodeInput> {
+        states
+            .iter()
+            .enumerate()
+            .map(|(i, s)| NodeInput {
+                name: format!("n{}", i + 1),
+                state: *s,
+            })
+            .collect()
+    }
+
+    fn prim(id: &str, on: Option<&str>, stickiness: i64) -> Primitive {
+        Primitive {
+            id: id.into(),
+            priority: 0,
+            stickiness: Score::new(stickiness),
+            running_on: on.map(str::to_string),
+        }
+    }
+
+    fn loc(rsc: &str, node: &str, score: Score) -> Location {
+        Location {
+            rsc: rsc.into(),
+            node: node.into(),
+            score,
+        }
+    }
+
+    use NodeState::*;
+
+    #[test]
+    fn spreads_ties_and_follows_location_scores() {
+        let input = Input {
+            nodes: nodes(&[Online, Online, Online]),
+            resources: vec![prim("a", None, 0), prim("b", None, 0), prim("c", None, 0)],
+            locations: vec![loc("a", "n2", Score::new(50))],
+        };
+        let p = place(&input);
+        assert_eq!(p.assigned["a"].as_deref(), Some("n2"));
+        assert_eq!(p.assigned["b"].as_deref(), Some("n1"));
+        assert_eq!(p.assigned["c"].as_deref(), Some("n3"));
+        assert_eq!(p.plans["a"], Plan::Start { node: "n2".into() });
+    }
+
+    #[test]
+    fn stickiness_keeps_a_resource_where_it_runs() {
+        let mut input = Input {
+            nodes: nodes(&[Online, Online]),
+            resources: vec![prim("vip", Some("n1"), 100)],
+            locations: vec![loc("vip", "n2", Score::new(50))],
+        };
+        assert_eq!(place(&input).plans["vip"], Plan::Keep);
+        input.resources[0].stickiness = Score::new(10);
+        assert_eq!(
+            place(&input).plans["vip"],
+            Plan::Move {
+                from: "n1".into(),
+                to: "n2".into()
+            }
+        );
+    }
+
+    #[test]
+    fn bans_standby_and_offline_nodes_stop_what_cannot_run() {
+        let input = Input {
+            nodes: nodes(&[Standby, Offline]),
+            resources: vec![prim("a", Some("n1"), 0)],
+            locations: vec![],
+        };
+        let p = place(&input);
+        assert_eq!(p.assigned["a"], None);
+        assert_eq!(p.plans["a"], Plan::Stop { node: "n1".into() });
+        assert_eq!(p.scores["a"]["n1"], Score::MINUS_INFINITY);
+        let input = Input {
+            nodes: nodes(&[Online, Online]),
+            resources: vec![prim("a", None, 0)],
+            locations: vec![
+                loc("a", "n1", Score::MINUS_INFINITY),
+                loc("a", "n2", Score::new(-10)),
+            ],
+        };
+        assert_eq!(place(&input).assigned["a"], None, "negative scores forbid");
+    }
+
+    #[test]
+    fn a_resource_of_an_unclean_node_waits_for_its_fence() {
+        let input = Input {
+            nodes: nodes(&[Unclean, Online]),
+            resources: vec![prim("vip", Some("n1"), 0), prim("other", None, 0)],
+            locations: vec![],
+        };
+        let p = place(&input);
+        assert_eq!(p.assigned["vip"], None);
+        assert_eq!(
+            p.plans["vip"],
+            Plan::Blocked {
+                reason: "blocked: waiting for fencing of n1".into()
+            }
+        );
+        assert_eq!(p.assigned["other"].as_deref(), Some("n2"));
+        // fenced: now it may move
+        let mut input = input;
+        input.nodes[0].state = Offline;
+        assert_eq!(place(&input).assigned["vip"].as_deref(), Some("n2"));
+    }
+
+    #[test]
+    fn higher_priority_is_placed_first() {
+        let mut hi = prim("hi", None, 0);
+        hi.priority = 10;
+        let input = Input {
+            nodes: nodes(&[Online, Online]),
+            resources: vec![prim("lo", None, 0), hi],
+            locations: vec![],
+        };
+        let p = place(&input);
+        assert_eq!(p.assigned["hi"].as_deref(), Some("n1"));
+        assert_eq!(p.assigned["lo"].as_deref(), Some("n2"));
+    }
+
+    #[test]
+    fn deterministic() {
+        let input = Input {
+            nodes: nodes(&[Online, Online, Online, Online]),
+            resources: (0..20).map(|i| prim(&format!("r{i}"), None, 0)).collect(),
+            locations: vec![],
+        };
+        assert_eq!(place(&input), place(&input));
+        let per_node = place(&input)
+            .assigned
+            .values()
+            .filter(|n| n.as_deref() == Some("n4"))
+            .count();
+        assert_eq!(per_node, 5);
+    }
+}
