@@ -723,3 +723,149 @@ fn cluster_config_that_is_fine() {
     ));
     r.expect_code(0);
 }
+
+// ---------------------------------------------------------------------------
+// resources (checked against the agents' meta-data from Debian's
+// resource-agents and pacemaker packages)
+
+const RES_OK: &str = r#"
+[[resource]]
+id = "vip"
+agent = "ocf:heartbeat:IPaddr2"
+params = { ip = "192.0.2.200", cidr_netmask = 24 }
+monitor = { interval = "5s", timeout = "20s" }
+timeouts = { start = "20s", stop = "20s" }
+meta = { migration_threshold = 3, failure_timeout = "60s", stickiness = 100 }
+
+[[resource]]
+id = "web"
+agent = "ocf:heartbeat:Dummy"
+
+[[resource]]
+id = "db"
+agent = "ocf:pacemaker:Stateful"
+
+[[group]]
+id = "frontend"
+members = ["vip", "web"]
+
+[[clone]]
+id = "db-clone"
+resource = "db"
+promotable = true
+clone_max = 2
+
+[[colocation]]
+resource = "frontend"
+with = "db-clone"
+with_role = "Promoted"
+score = "INFINITY"
+
+[[order]]
+first = "db-clone"
+then = "frontend"
+
+[[location]]
+resource = "frontend"
+node = "a"
+score = 50
+
+[[location]]
+resource = "db-clone"
+rule = "rack=r1"
+score = "-INFINITY"
+"#;
+
+#[test]
+fn resources_that_are_fine() {
+    let r = check(&format!("{NODES}{RES_OK}"));
+    r.expect_code(0);
+}
+
+#[test]
+fn resource_agent_not_installed() {
+    assert_problem(
+        &format!("{NODES}[[resource]]\nid = \"x\"\nagent = \"ocf:heartbeat:NoSuchAgent\"\n"),
+        1,
+        "resource[x].agent",
+        "not installed",
+    );
+}
+
+#[test]
+fn resource_agent_class_and_name() {
+    assert_problem(
+        &format!("{NODES}[[resource]]\nid = \"x\"\nagent = \"lsb:httpd\"\n"),
+        1,
+        "resource[x].agent",
+        "not supported yet",
+    );
+}
+
+#[test]
+fn resource_params_are_checked_against_meta_data() {
+    let r = check(&format!(
+        "{NODES}[[resource]]\nid = \"vip\"\nagent = \"ocf:heartbeat:IPaddr2\"\nparams = {{ cidr_netmask = 24, colour = \"blue\" }}\n"
+    ));
+    r.expect_code(1)
+        .expect_stderr("2 problem(s)")
+        .expect_stderr(
+            "resource[vip].params.colour: agent ocf:heartbeat:IPaddr2 has no parameter `colour`",
+        )
+        .expect_stderr("resource[vip].params: agent ocf:heartbeat:IPaddr2 requires parameter `ip`");
+}
+
+#[test]
+fn constraints_name_existing_resources_and_nodes() {
+    let r = check(&format!(
+        "{NODES}[[resource]]\nid = \"web\"\nagent = \"ocf:heartbeat:Dummy\"\n\
+         [[colocation]]\nresource = \"web\"\nwith = \"ghost\"\nscore = 10\n\
+         [[location]]\nresource = \"web\"\nnode = \"zz\"\nscore = \"lots\"\n\
+         [[order]]\nfirst = \"nothing\"\nthen = \"web\"\n"
+    ));
+    r.expect_code(1)
+        .expect_stderr("4 problem(s)")
+        .expect_stderr("colocation[#1].with: `ghost` is no resource")
+        .expect_stderr("location[#1].node: `zz` is not a [[node]]")
+        .expect_stderr("location[#1].score: `\"lots\"` is not a score")
+        .expect_stderr("order[#1].first: `nothing` is no resource");
+}
+
+#[test]
+fn mandatory_orders_must_not_cycle() {
+    assert_problem(
+        &format!(
+            "{NODES}[[resource]]\nid = \"a1\"\nagent = \"ocf:heartbeat:Dummy\"\n\
+             [[resource]]\nid = \"b1\"\nagent = \"ocf:heartbeat:Dummy\"\n\
+             [[order]]\nfirst = \"a1\"\nthen = \"b1\"\n[[order]]\nfirst = \"b1\"\nthen = \"a1\"\n"
+        ),
+        1,
+        "order",
+        "a1 -> b1 -> a1",
+    );
+}
+
+#[test]
+fn a_group_member_cannot_also_be_cloned() {
+    assert_problem(
+        &format!(
+            "{NODES}[[resource]]\nid = \"w\"\nagent = \"ocf:heartbeat:Dummy\"\n\
+             [[group]]\nid = \"g\"\nmembers = [\"w\"]\n[[clone]]\nid = \"wc\"\nresource = \"w\"\n"
+        ),
+        1,
+        "group[g].members",
+        "also a clone",
+    );
+}
+
+#[test]
+fn resource_ids_are_unique_across_kinds() {
+    assert_problem(
+        &format!(
+            "{NODES}[[resource]]\nid = \"w\"\nagent = \"ocf:heartbeat:Dummy\"\n[[group]]\nid = \"w\"\nmembers = [\"w\"]\n"
+        ),
+        1,
+        "group[w].id",
+        "used twice",
+    );
+}

@@ -173,7 +173,9 @@ pub(super) fn cluster_from_raw(
 }
 
 /// Hashes of the cluster-relevant sections of a config file, by section
-/// label: `cluster`, `node[NAME]`, `device[NAME]`, `level[TARGET#INDEX]`.
+/// label: `cluster`, `node[NAME]`, `device[NAME]`, `level[TARGET#INDEX]`,
+/// `resource[ID]`, `group[ID]`, `clone[ID]`, `colocation[#N]`, `order[#N]`,
+/// `location[#N]`.
 /// Members compare them when they join, so a node whose nodes, devices or
 /// levels differ from the cluster's refuses to become active and says which.
 ///
@@ -189,7 +191,11 @@ pub fn section_hashes(table: &toml::Table) -> BTreeMap<String, String> {
             ("cluster", v) => {
                 out.insert("cluster".to_string(), hash(v));
             }
-            ("node" | "device" | "level", toml::Value::Array(items)) => {
+            (
+                "node" | "device" | "level" | "resource" | "group" | "clone" | "colocation"
+                | "order" | "location",
+                toml::Value::Array(items),
+            ) => {
                 for (i, item) in items.iter().enumerate() {
                     let label = item_label(key, item, i);
                     let mut item = item.clone();
@@ -205,7 +211,7 @@ pub fn section_hashes(table: &toml::Table) -> BTreeMap<String, String> {
     out
 }
 
-fn item_label(section: &str, item: &toml::Value, i: usize) -> String {
+pub(super) fn item_label(section: &str, item: &toml::Value, i: usize) -> String {
     let s = |k: &str| item.get(k).and_then(|v| v.as_str());
     match section {
         "level" => {
@@ -219,7 +225,7 @@ fn item_label(section: &str, item: &toml::Value, i: usize) -> String {
                 .unwrap_or_default();
             format!("level[{target}#{index}]")
         }
-        _ => match s("name") {
+        _ => match s("id").or_else(|| s("name")) {
             Some(n) => format!("{section}[{n}]"),
             None => format!("{section}[#{}]", i + 1),
         },

@@ -15,6 +15,7 @@ pub mod cluster;
 mod node;
 mod options;
 pub mod raw;
+pub mod resources;
 mod validate;
 
 use crate::secret::PasswordSource;
@@ -92,6 +93,8 @@ pub struct Config {
     pub cluster: Option<ClusterConfig>,
     /// Hashes of the cluster-relevant sections (see [`cluster::section_hashes`]).
     pub sections: BTreeMap<String, String>,
+    /// `[[resource]]`, `[[group]]`, `[[clone]]` and the constraints.
+    pub resources: resources::ResourcesConfig,
 }
 
 #[derive(Debug, Clone)]

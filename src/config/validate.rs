@@ -65,7 +65,7 @@ pub(super) fn duration(
     }
 }
 
-fn valid_name(s: &str) -> bool {
+pub(super) fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
         && s.chars()
@@ -92,6 +92,7 @@ pub(super) fn parse(text: &str, disks: bool) -> Result<Config, Vec<Problem>> {
     let mut raw_levels: Vec<(String, RawLevel)> = Vec::new();
     let mut raw_local = super::node::RawLocal::default();
     let mut raw_cluster: Option<super::raw::RawCluster> = None;
+    let mut raw_resources = super::resources::RawResources::default();
     let sections = super::cluster::section_hashes(&table);
     for (key, value) in table {
         match key.as_str() {
@@ -109,10 +110,13 @@ pub(super) fn parse(text: &str, disks: bool) -> Result<Config, Vec<Problem>> {
             "cluster" => {
                 raw_cluster = Some(section(&mut p, "cluster", value).unwrap_or_default())
             }
+            "resource" | "group" | "clone" | "colocation" | "order" | "location" => {
+                let _ = raw_resources.take(&mut p, &key, value);
+            }
             other => p.add(
                 other,
                 format!("unknown top-level key `{other}`"),
-                "use [daemon], [cluster], [watchdog], [sbd], [quorum], [self_fence], [[node]], [[device]] or [[level]]",
+                "use [daemon], [cluster], [watchdog], [sbd], [quorum], [self_fence], [[node]], [[device]], [[level]], [[resource]], [[group]], [[clone]], [[colocation]], [[order]] or [[location]]",
             ),
         }
     }
@@ -122,6 +126,7 @@ pub(super) fn parse(text: &str, disks: bool) -> Result<Config, Vec<Problem>> {
     let local = super::node::local_from_raw(&mut p, raw_local, node_name);
     let nodes = nodes_from_raw(&mut p, raw_nodes);
     let node_names: BTreeSet<String> = nodes.iter().map(|n| n.name.clone()).collect();
+    let resources = super::resources::resources_from_raw(&mut p, raw_resources, &nodes, disks);
     let cluster = raw_cluster
         .and_then(|raw| super::cluster::cluster_from_raw(&mut p, raw, &nodes, &local.name));
 
@@ -219,6 +224,7 @@ pub(super) fn parse(text: &str, disks: bool) -> Result<Config, Vec<Problem>> {
             disk_timeouts,
             cluster,
             sections,
+            resources,
         })
     } else {
         Err(p.0)

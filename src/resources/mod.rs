@@ -12,5 +12,6 @@
 //! colocation, groups, clones, ordering, the OCF executor and the config
 //! sections come next.
 
+pub mod ocf;
 pub mod placement;
 pub mod score;
