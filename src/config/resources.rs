@@ -10,7 +10,7 @@
 //!  constraints name existing ids and [[node]]s; mandatory orders have no cycle
 //! ```
 
-use super::validate::{duration, Problems};
+use super::validate::{duration, each_item, HasName, Problems};
 use super::Node;
 use crate::resources::ocf::{self, AgentName};
 use crate::resources::score::Score;
@@ -126,46 +126,24 @@ impl RawResources {
         value: toml::Value,
     ) -> Option<toml::Value> {
         match key {
-            "resource" => items(p, key, value, &mut self.resources),
-            "group" => items(p, key, value, &mut self.groups),
-            "clone" => items(p, key, value, &mut self.clones),
-            "colocation" => items(p, key, value, &mut self.colocations),
-            "order" => items(p, key, value, &mut self.orders),
-            "location" => items(p, key, value, &mut self.locations),
+            "resource" => each_item(p, key, value, &mut self.resources),
+            "group" => each_item(p, key, value, &mut self.groups),
+            "clone" => each_item(p, key, value, &mut self.clones),
+            "colocation" => each_item(p, key, value, &mut self.colocations),
+            "order" => each_item(p, key, value, &mut self.orders),
+            "location" => each_item(p, key, value, &mut self.locations),
             _ => return Some(value),
         }
         None
     }
 }
 
-/// Every item of an array-of-tables section, labelled `section[id]` or
-/// `section[#n]`.
-fn items<T: for<'de> Deserialize<'de>>(
-    p: &mut Problems,
-    section: &str,
-    value: toml::Value,
-    out: &mut Vec<(String, T)>,
-) {
-    let toml::Value::Array(list) = value else {
-        p.add(
-            section,
-            format!("`{section}` must be an array of tables"),
-            format!("write each entry as [[{section}]]"),
-        );
-        return;
-    };
-    for (i, item) in list.into_iter().enumerate() {
-        let label = super::cluster::item_label(section, &item, i);
-        match T::deserialize(item) {
-            Ok(t) => out.push((label, t)),
-            Err(e) => p.add(
-                label,
-                e.to_string().trim().to_string(),
-                format!("check the keys of this [[{section}]] against the README"),
-            ),
-        }
-    }
-}
+impl HasName for RawResource {}
+impl HasName for RawGroup {}
+impl HasName for RawClone {}
+impl HasName for RawColocation {}
+impl HasName for RawOrder {}
+impl HasName for RawLocation {}
 
 /// A monitor operation.
 #[derive(Debug, Clone, PartialEq)]
@@ -399,39 +377,37 @@ pub(super) fn resources_from_raw(
                 }
             }
         }
-        let monitor = r.monitor.as_ref().map(|m| Monitor {
-            interval: match &m.interval {
-                None => {
+        let monitor = r.monitor.as_ref().map(|m| {
+            let at = format!("{key}.monitor.interval");
+            let interval = if m.interval.is_none() {
+                p.add(
+                    &at,
+                    "a monitor needs an interval",
+                    "set monitor = { interval = \"10s\" }",
+                );
+                Duration::ZERO
+            } else {
+                // an unreadable interval is reported once, by `duration`
+                let d = duration(p, &at, &m.interval, DEFAULT_OP_TIMEOUT);
+                if d.is_zero() {
                     p.add(
-                        format!("{key}.monitor.interval"),
-                        "a monitor needs an interval",
-                        "set monitor = { interval = \"10s\" }",
+                        &at,
+                        "a zero interval would monitor in a tight loop",
+                        "use at least \"1s\"",
                     );
-                    Duration::ZERO
                 }
-                Some(_) => duration(
+                d
+            };
+            Monitor {
+                interval,
+                timeout: duration(
                     p,
-                    &format!("{key}.monitor.interval"),
-                    &m.interval,
-                    Duration::ZERO,
+                    &format!("{key}.monitor.timeout"),
+                    &m.timeout,
+                    DEFAULT_OP_TIMEOUT,
                 ),
-            },
-            timeout: duration(
-                p,
-                &format!("{key}.monitor.timeout"),
-                &m.timeout,
-                DEFAULT_OP_TIMEOUT,
-            ),
+            }
         });
-        if monitor.as_ref().is_some_and(|m| {
-            m.interval.is_zero() && r.monitor.as_ref().is_some_and(|x| x.interval.is_some())
-        }) {
-            p.add(
-                format!("{key}.monitor.interval"),
-                "a zero interval would monitor in a tight loop",
-                "use at least \"1s\"",
-            );
-        }
         let meta = &r.meta;
         out.primitives.push(PrimitiveConfig {
             id: r.id.clone(),

@@ -250,7 +250,7 @@ fn section<T: for<'de> Deserialize<'de>>(
     }
 }
 
-fn each_item<T: for<'de> Deserialize<'de> + HasName>(
+pub(super) fn each_item<T: for<'de> Deserialize<'de> + HasName>(
     p: &mut Problems,
     section: &str,
     value: toml::Value,
@@ -270,6 +270,7 @@ fn each_item<T: for<'de> Deserialize<'de> + HasName>(
     for (i, item) in items.into_iter().enumerate() {
         let label = item
             .get("name")
+            .or_else(|| item.get("id"))
             .and_then(|v| v.as_str())
             .map(|n| format!("{section}[{n}]"))
             .unwrap_or_else(|| format!("{section}[#{}]", i + 1));
@@ -287,8 +288,13 @@ fn each_item<T: for<'de> Deserialize<'de> + HasName>(
     }
 }
 
-trait HasName {
-    fn label(&self, section: &str) -> Option<String>;
+/// The label of an item once it deserialized (`None`: keep the one from
+/// its `name` or `id` key, else its position).
+pub(super) trait HasName {
+    fn label(&self, section: &str) -> Option<String> {
+        let _ = section;
+        None
+    }
 }
 impl HasName for RawNode {
     fn label(&self, section: &str) -> Option<String> {
