@@ -72,6 +72,7 @@ fn scenario(rng: &mut StdRng) -> Input {
         nodes,
         resources,
         locations,
+        colocations: Vec::new(),
     }
 }
 

@@ -109,6 +109,40 @@ pub enum Action {
     SelfFence(String),
 }
 
+/// A node as the resource manager needs to know it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    /// An active member, this process (nonce) of it.
+    Online { nonce: u64 },
+    /// In the group, not yet accepted (hellos pending).
+    Joining,
+    /// Lost and not yet fenced (or lost while this member had no quorum):
+    /// what ran there may still run.
+    Unclean,
+    /// Fenced (recorded) and not back.
+    Fenced,
+    /// Left cleanly.
+    Left,
+    /// Never seen by this member.
+    Absent,
+}
+
+/// What the resource manager sees of the cluster: every configured node,
+/// the coordinator, and whether this member may act.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct View {
+    pub active: bool,
+    pub quorate: bool,
+    pub coordinator: Option<String>,
+    pub nodes: Vec<NodeCondition>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeCondition {
+    pub name: String,
+    pub state: Presence,
+}
+
 /// Where this member stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -1151,6 +1185,49 @@ impl Machine {
     }
 
     /// The status for `ironfence cluster status` (events after `since`).
+    /// The resource manager's view (see [`View`]).
+    pub fn view(&self) -> View {
+        let members = &self.members;
+        let nodes = self
+            .entries
+            .values()
+            .map(|e| {
+                let member = e.member.as_ref().filter(|m| {
+                    members.contains(&Member {
+                        node: e.id,
+                        pid: m.pid,
+                    })
+                });
+                let state = if !e.losses.is_empty() || !e.pending.is_empty() || e.unknown.is_some()
+                {
+                    Presence::Unclean
+                } else if let Some(m) = member {
+                    match (m.verdict, m.nonce) {
+                        (Verdict::Active, Some(nonce)) if !m.leaving => Presence::Online { nonce },
+                        (Verdict::Active, _) => Presence::Left,
+                        _ => Presence::Joining,
+                    }
+                } else if e.left_ms.is_some() {
+                    Presence::Left
+                } else if e.last_fence.as_ref().is_some_and(|f| f.ok) {
+                    Presence::Fenced
+                } else {
+                    Presence::Absent
+                };
+                NodeCondition {
+                    name: e.name.clone(),
+                    state,
+                }
+            })
+            .collect();
+        View {
+            active: self.phase == Phase::Active,
+            quorate: self.quorum.has_quorum() && self.quorum.members.contains(&self.me.node),
+            coordinator: self.coordinator.map(|c| self.name_of(c)),
+            nodes,
+        }
+    }
+
     pub fn status(&self, group: &str, since: u64) -> ClusterStatus {
         let members = &self.members;
         let nodes = self

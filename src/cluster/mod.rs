@@ -34,7 +34,7 @@ pub mod message;
 pub mod runner;
 pub mod status;
 
-pub use machine::{Action, Machine, Member, Reason};
+pub use machine::{Action, Machine, Member, NodeCondition, Presence, Reason, View};
 pub use status::{ClusterEvent, ClusterStatus, NodeView};
 
 /// The cluster membership could not start or go on.

@@ -7,11 +7,19 @@
 //! node is startable only once that node's fence is recorded. It does no
 //! I/O and prints nothing. Direction: `resources -> cluster` (never back).
 //!
-//! Built in steps (issue 12): placement for primitives (location,
-//! stickiness, node states) is here and checked against `crm_simulate`;
-//! colocation, groups, clones, ordering, the OCF executor and the config
-//! sections come next.
+//! ```text
+//!  model      config sections -> placement units (groups, clones expanded)
+//!  placement  pure: units + node states + constraints -> where each runs
+//!  manager    pure: cluster view + messages -> orders, reports, fences
+//!  message    what the members' managers multicast (inside the cluster's)
+//!  executor   runs one OCF action as Pacemaker's executor does
+//!  ocf        agent names and meta-data
+//! ```
 
+pub mod executor;
+pub mod manager;
+pub mod message;
+pub mod model;
 pub mod ocf;
 pub mod placement;
 pub mod score;

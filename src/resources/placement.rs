@@ -9,6 +9,12 @@
 //!    score(node) = 0 on every node that can run resources, -INFINITY elsewhere
 //!                + every location constraint of it on that node
 //!                + its stickiness on the node it runs on now
+//!                + for each colocation `it with W` (score s): s on W's nodes;
+//!                  s = INFINITY: -INFINITY elsewhere (and nowhere when W is
+//!                  stopped); s = -INFINITY: -INFINITY on W's nodes
+//!                + for each colocation `D with it` (s > 0): D's own location
+//!                  and stickiness scores, times s / INFINITY
+//!    a resource's colocation targets are placed before it
 //!    node = highest score >= 0; ties: the node with the fewest resources
 //!           placed so far, then the node it runs on, then the node name;
 //!           and the node it runs on whenever its score equals that best
@@ -17,9 +23,10 @@
 //!          is placed nowhere: "blocked: waiting for fencing of NODE"
 //! ```
 //!
-//! The supported subset grows with each step of the resource manager:
-//! primitives with location constraints and stickiness now; colocation,
-//! groups, clones and ordering next.
+//! Groups and clones reach placement already expanded by the manager:
+//! a group is a chain of INFINITY colocations, a clone one primitive per
+//! instance, each instance kept off the others' nodes (`with` may name
+//! several resources: the colocation is with any of them).
 
 use super::score::Score;
 use serde::{Deserialize, Serialize};
@@ -70,12 +77,23 @@ pub struct Location {
     pub score: Score,
 }
 
+/// `rsc` wants to run where any of `with` runs (score > 0) or not there
+/// (score < 0).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Colocation {
+    pub rsc: String,
+    pub with: Vec<String>,
+    pub score: Score,
+}
+
 /// Everything placement looks at.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Input {
     pub nodes: Vec<NodeInput>,
     pub resources: Vec<Primitive>,
     pub locations: Vec<Location>,
+    #[serde(default)]
+    pub colocations: Vec<Colocation>,
 }
 
 /// What to do with one resource.
@@ -115,14 +133,67 @@ pub fn place(input: &Input) -> Placement {
     let mut order: Vec<&Primitive> = input.resources.iter().collect();
     // stable: equal priorities keep their configuration order
     order.sort_by_key(|r| std::cmp::Reverse(r.priority));
-    let mut load: BTreeMap<&str, usize> =
-        input.nodes.iter().map(|n| (n.name.as_str(), 0)).collect();
-    let mut out = Placement {
-        assigned: BTreeMap::new(),
-        scores: BTreeMap::new(),
-        plans: BTreeMap::new(),
+    let mut run = Run {
+        input,
+        load: input.nodes.iter().map(|n| (n.name.as_str(), 0)).collect(),
+        out: Placement {
+            assigned: BTreeMap::new(),
+            scores: BTreeMap::new(),
+            plans: BTreeMap::new(),
+        },
+        busy: Vec::new(),
     };
     for r in order {
+        run.assign(r);
+    }
+    run.out
+}
+
+struct Run<'a> {
+    input: &'a Input,
+    load: BTreeMap<&'a str, usize>,
+    out: Placement,
+    /// Resources being placed (a colocation cycle stops here).
+    busy: Vec<&'a str>,
+}
+
+impl<'a> Run<'a> {
+    fn resource(&self, id: &str) -> Option<&'a Primitive> {
+        self.input.resources.iter().find(|r| r.id == id)
+    }
+
+    /// A resource's own preference for a node: locations and stickiness.
+    fn own(&self, r: &Primitive, node: &str) -> Score {
+        let mut s = Score::ZERO;
+        for l in self
+            .input
+            .locations
+            .iter()
+            .filter(|l| l.rsc == r.id && l.node == node)
+        {
+            s = s + l.score;
+        }
+        if r.running_on.as_deref() == Some(node) {
+            s = s + r.stickiness;
+        }
+        s
+    }
+
+    fn assign(&mut self, r: &'a Primitive) {
+        if self.out.assigned.contains_key(&r.id) || self.busy.contains(&r.id.as_str()) {
+            return;
+        }
+        self.busy.push(&r.id);
+        // what it is colocated with goes first
+        for c in self.input.colocations.iter().filter(|c| c.rsc == r.id) {
+            for w in &c.with {
+                if let Some(p) = self.resource(w) {
+                    self.assign(p);
+                }
+            }
+        }
+        self.busy.retain(|b| *b != r.id);
+        let input = self.input;
         let current = r.running_on.as_deref();
         let unclean = current.and_then(|c| {
             input
@@ -137,29 +208,48 @@ pub fn place(input: &Input) -> Placement {
             } else {
                 Score::MINUS_INFINITY
             };
-            for l in input
-                .locations
+            s = s + self.own(r, &n.name);
+            // dependents pull their primary towards what they prefer
+            for c in input
+                .colocations
                 .iter()
-                .filter(|l| l.rsc == r.id && l.node == n.name)
+                .filter(|c| c.with.contains(&r.id) && c.score > Score::ZERO)
             {
-                s = s + l.score;
+                if let Some(d) = self.resource(&c.rsc) {
+                    if self.out.assigned.contains_key(&d.id) {
+                        continue;
+                    }
+                    s = s + self.own(d, &n.name).scaled(c.score);
+                }
             }
-            if current == Some(n.name.as_str()) {
-                s = s + r.stickiness;
+            for c in input.colocations.iter().filter(|c| c.rsc == r.id) {
+                let placed: Vec<&str> = c
+                    .with
+                    .iter()
+                    .filter_map(|w| self.out.assigned.get(w))
+                    .filter_map(|a| a.as_deref())
+                    .collect();
+                let here = placed.contains(&n.name.as_str());
+                if here {
+                    s = s + c.score;
+                } else if c.score == Score::INFINITY {
+                    s = s + Score::MINUS_INFINITY;
+                }
             }
             scores.insert(n.name.clone(), s);
         }
         if let Some(n) = unclean {
-            out.plans.insert(
+            self.out.plans.insert(
                 r.id.clone(),
                 Plan::Blocked {
                     reason: format!("blocked: waiting for fencing of {}", n.name),
                 },
             );
-            out.assigned.insert(r.id.clone(), None);
-            out.scores.insert(r.id.clone(), scores);
-            continue;
+            self.out.assigned.insert(r.id.clone(), None);
+            self.out.scores.insert(r.id.clone(), scores);
+            return;
         }
+        let load = &self.load;
         let candidates: Vec<(&NodeInput, Score)> = input
             .nodes
             .iter()
@@ -191,7 +281,7 @@ pub fn place(input: &Input) -> Placement {
             }
         });
         if let Some(b) = &best {
-            if let Some(l) = load.get_mut(b.as_str()) {
+            if let Some(l) = self.load.get_mut(b.as_str()) {
                 *l += 1;
             }
         }
@@ -209,11 +299,10 @@ pub fn place(input: &Input) -> Placement {
                 to: b.to_string(),
             },
         };
-        out.plans.insert(r.id.clone(), plan);
-        out.assigned.insert(r.id.clone(), best);
-        out.scores.insert(r.id.clone(), scores);
+        self.out.plans.insert(r.id.clone(), plan);
+        self.out.assigned.insert(r.id.clone(), best);
+        self.out.scores.insert(r.id.clone(), scores);
     }
-    out
 }
 
 #[cfg(test)]
@@ -257,6 +346,7 @@ mod tests {
             nodes: nodes(&[Online, Online, Online]),
             resources: vec![prim("a", None, 0), prim("b", None, 0), prim("c", None, 0)],
             locations: vec![loc("a", "n2", Score::new(50))],
+            colocations: vec![],
         };
         let p = place(&input);
         assert_eq!(p.assigned["a"].as_deref(), Some("n2"));
@@ -271,6 +361,7 @@ mod tests {
             nodes: nodes(&[Online, Online]),
             resources: vec![prim("vip", Some("n1"), 100)],
             locations: vec![loc("vip", "n2", Score::new(50))],
+            colocations: vec![],
         };
         assert_eq!(place(&input).plans["vip"], Plan::Keep);
         input.resources[0].stickiness = Score::new(10);
@@ -289,6 +380,7 @@ mod tests {
             nodes: nodes(&[Standby, Offline]),
             resources: vec![prim("a", Some("n1"), 0)],
             locations: vec![],
+            colocations: vec![],
         };
         let p = place(&input);
         assert_eq!(p.assigned["a"], None);
@@ -301,6 +393,7 @@ mod tests {
                 loc("a", "n1", Score::MINUS_INFINITY),
                 loc("a", "n2", Score::new(-10)),
             ],
+            colocations: vec![],
         };
         assert_eq!(place(&input).assigned["a"], None, "negative scores forbid");
     }
@@ -311,6 +404,7 @@ mod tests {
             nodes: nodes(&[Unclean, Online]),
             resources: vec![prim("vip", Some("n1"), 0), prim("other", None, 0)],
             locations: vec![],
+            colocations: vec![],
         };
         let p = place(&input);
         assert_eq!(p.assigned["vip"], None);
@@ -335,6 +429,7 @@ mod tests {
             nodes: nodes(&[Online, Online]),
             resources: vec![prim("lo", None, 0), hi],
             locations: vec![],
+            colocations: vec![],
         };
         let p = place(&input);
         assert_eq!(p.assigned["hi"].as_deref(), Some("n1"));
@@ -347,6 +442,7 @@ mod tests {
             nodes: nodes(&[Online, Online, Online, Online]),
             resources: (0..20).map(|i| prim(&format!("r{i}"), None, 0)).collect(),
             locations: vec![],
+            colocations: vec![],
         };
         assert_eq!(place(&input), place(&input));
         let per_node = place(&input)

@@ -31,6 +31,15 @@ impl Score {
         self.0 >= 0
     }
 
+    /// This score weighted by a colocation's `factor` (factor / INFINITY),
+    /// as Pacemaker merges a dependent's preferences into its primary's.
+    pub fn scaled(self, factor: Score) -> Score {
+        if factor.0 >= INFINITY {
+            return self;
+        }
+        Score::new(((self.0 as i128 * factor.0 as i128) / INFINITY as i128) as i64)
+    }
+
     /// `INFINITY`, `+INFINITY`, `-INFINITY` (also `inf`, case-insensitive)
     /// or an integer (clamped).
     pub fn parse(s: &str) -> Option<Score> {

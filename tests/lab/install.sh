@@ -19,6 +19,7 @@ PACKAGES=(
     corosync      # corosync 3: membership and quorum of the one-node cluster in tests/pacemaker_ipmi.rs
     pacemaker     # pacemakerd, pacemaker-fenced: the real fencer that runs fence_ironfence_ipmi
     pacemaker-cli-utils # stonith_admin, crm_mon: register our agent, fence through it, read the history; crm_simulate: the placement differential test
+    resource-agents # ocf:heartbeat:Dummy and IPaddr2: the real OCF agents the resource manager runs (tests/resources_*.rs)
     iproute2      # ip netns: tests/pacemaker_ipmi.rs runs its cluster in a network namespace it makes
     util-linux    # unshare, nsenter: private mount namespaces (overlay on /usr/sbin) and entering them
     python3-venv  # /usr/bin/python3 -m venv: the lab venvs of PyPI peers (pyghmi's fake BMC; sushy-tools and sushy)
@@ -39,6 +40,8 @@ NEEDED_COMMANDS=(ipmi_sim ipmitool fence_ipmilan fence_redfish xmllint ps
     corosync corosync-cfgtool corosync-quorumtool pkg-config pacemakerd stonith_admin crm_mon crm_simulate ip unshare nsenter curl openssl sbd
     qemu-system-x86_64 gzip ldd)
 NEEDED_FILES=(/usr/share/cluster/relaxng/metadata.rng
+    /usr/lib/ocf/resource.d/heartbeat/Dummy /usr/lib/ocf/resource.d/heartbeat/IPaddr2
+    /usr/lib/ocf/resource.d/pacemaker/Stateful
     /usr/lib/pacemaker/pacemaker-fenced
     /usr/include/corosync/corotypes.h /usr/include/corosync/quorum.h
     /usr/include/corosync/votequorum.h /usr/include/corosync/cmap.h

@@ -1,0 +1,541 @@
+//! Several managers on one simulated CPG (every message to every member in
+//! one order), with agents that do what they are told and a ground truth
+//! of what really runs where.
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+use crate::cluster::NodeCondition;
+use crate::config::resources::{
+    CloneConfig, ColocationConfig, GroupConfig, OrderConfig, PrimitiveConfig, ResourcesConfig,
+};
+use crate::resources::ocf::AgentName;
+use std::collections::VecDeque;
+use std::time::Duration;
+
+fn prim(id: &str) -> PrimitiveConfig {
+    PrimitiveConfig {
+        id: id.into(),
+        agent: AgentName::parse("ocf:heartbeat:Dummy").unwrap(),
+        params: BTreeMap::new(),
+        monitor: None,
+        start_timeout: Duration::from_secs(20),
+        stop_timeout: Duration::from_secs(20),
+        migration_threshold: None,
+        failure_timeout: None,
+        stickiness: Score::ZERO,
+        priority: 0,
+    }
+}
+
+struct Sim {
+    names: Vec<String>,
+    managers: BTreeMap<String, Manager>,
+    presence: BTreeMap<String, Presence>,
+    queue: VecDeque<(String, ResMsg)>,
+    /// ground truth: (node, rsc) really running
+    truth: BTreeSet<(String, String)>,
+    /// every action run, in order: "start a on n1"
+    log: Vec<String>,
+    fences: Vec<String>,
+    /// (node, rsc) whose stop fails / whose start fails
+    stop_fails: BTreeSet<(String, String)>,
+    start_fails: BTreeSet<(String, String)>,
+    wall: u64,
+}
+
+impl Sim {
+    fn new(n: usize, cfg: ResourcesConfig) -> Sim {
+        Sim::build(n, cfg, &mut BTreeSet::new(), BTreeSet::new())
+    }
+
+    fn build(
+        n: usize,
+        cfg: ResourcesConfig,
+        truth: &mut BTreeSet<(String, String)>,
+        start_fails: BTreeSet<(String, String)>,
+    ) -> Sim {
+        let names: Vec<String> = (1..=n).map(|i| format!("n{i}")).collect();
+        let mut sim = Sim {
+            names: names.clone(),
+            managers: BTreeMap::new(),
+            presence: BTreeMap::new(),
+            queue: VecDeque::new(),
+            truth: std::mem::take(truth),
+            log: Vec::new(),
+            fences: Vec::new(),
+            stop_fails: BTreeSet::new(),
+            start_fails,
+            wall: 1_000,
+        };
+        for (i, name) in names.iter().enumerate() {
+            let m = Manager::new(Model::new(&cfg, n), name, i as u64 + 1, BTreeMap::new());
+            sim.managers.insert(name.clone(), m);
+            sim.presence.insert(
+                name.clone(),
+                Presence::Online {
+                    nonce: i as u64 + 1,
+                },
+            );
+        }
+        for name in names {
+            let effects = sim.managers[&name].start();
+            sim.apply(&name, effects);
+        }
+        sim.views();
+        sim.settle();
+        sim
+    }
+
+    fn view(&self) -> View {
+        let coordinator = self
+            .names
+            .iter()
+            .find(|n| matches!(self.presence[*n], Presence::Online { .. }))
+            .cloned();
+        View {
+            active: true,
+            quorate: true,
+            coordinator,
+            nodes: self
+                .names
+                .iter()
+                .map(|n| NodeCondition {
+                    name: n.clone(),
+                    state: self.presence[n],
+                })
+                .collect(),
+        }
+    }
+
+    fn alive(&self) -> Vec<String> {
+        self.names
+            .iter()
+            .filter(|n| matches!(self.presence[*n], Presence::Online { .. }))
+            .cloned()
+            .collect()
+    }
+
+    fn views(&mut self) {
+        let v = self.view();
+        for n in self.alive() {
+            let effects = self
+                .managers
+                .get_mut(&n)
+                .unwrap()
+                .on_view(v.clone(), self.wall);
+            self.apply(&n, effects);
+        }
+    }
+
+    fn apply(&mut self, node: &str, effects: Vec<Effect>) {
+        for e in effects {
+            match e {
+                Effect::Send(m) => self.queue.push_back((node.to_string(), m)),
+                Effect::Run(o) => {
+                    let key = (o.node.clone(), o.rsc.clone());
+                    self.log
+                        .push(format!("{} {} on {}", o.action, o.rsc, o.node));
+                    let status = match o.action {
+                        OcfAction::Start if self.start_fails.contains(&key) => {
+                            OcfStatus::GenericError
+                        }
+                        OcfAction::Start => {
+                            self.truth.insert(key);
+                            OcfStatus::Success
+                        }
+                        OcfAction::Stop if self.stop_fails.contains(&key) => OcfStatus::TimedOut,
+                        OcfAction::Stop => {
+                            self.truth.remove(&key);
+                            OcfStatus::Success
+                        }
+                        _ => OcfStatus::Success,
+                    };
+                    let wall = self.wall;
+                    let effects = self
+                        .managers
+                        .get_mut(node)
+                        .unwrap()
+                        .on_done(&o, status, None, wall);
+                    self.apply(node, effects);
+                }
+                Effect::Probe(bases) => {
+                    let results = bases
+                        .into_iter()
+                        .map(|b| {
+                            let on = self.truth.contains(&(node.to_string(), b.clone()));
+                            (
+                                b,
+                                if on {
+                                    OcfStatus::Success
+                                } else {
+                                    OcfStatus::NotRunning
+                                },
+                            )
+                        })
+                        .collect();
+                    let effects = self.managers.get_mut(node).unwrap().on_probed(results);
+                    self.apply(node, effects);
+                }
+                Effect::Monitor(..) => {}
+                Effect::Fence(target, _) => self.fences.push(target),
+            }
+        }
+    }
+
+    /// Deliver everything queued (and what it leads to).
+    fn settle(&mut self) {
+        let mut rounds = 0;
+        while let Some((from, msg)) = self.queue.pop_front() {
+            rounds += 1;
+            assert!(rounds < 100_000, "no quiescence");
+            for n in self.alive() {
+                let wall = self.wall;
+                let effects =
+                    self.managers
+                        .get_mut(&n)
+                        .unwrap()
+                        .on_message(&from, msg.clone(), wall);
+                self.apply(&n, effects);
+            }
+            self.check_never_twice();
+        }
+    }
+
+    /// A primitive (not a clone) never runs on two nodes at once.
+    fn check_never_twice(&self) {
+        let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+        for (node, rsc) in &self.truth {
+            let cloned = self
+                .managers
+                .values()
+                .next()
+                .unwrap()
+                .model()
+                .cloned
+                .contains_key(rsc);
+            if cloned {
+                continue;
+            }
+            if let Some(other) = seen.insert(rsc, node) {
+                panic!("{rsc} runs on {other} and {node}: {:?}", self.log);
+            }
+        }
+    }
+
+    fn on(&self, rsc: &str) -> Vec<String> {
+        self.truth
+            .iter()
+            .filter(|(_, r)| r == rsc)
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    /// The node dies uncleanly (its resources really keep running until fenced).
+    fn lose(&mut self, node: &str) {
+        self.presence.insert(node.to_string(), Presence::Unclean);
+        self.views();
+        self.settle();
+    }
+
+    fn fenced(&mut self, node: &str) {
+        self.truth.retain(|(n, _)| n != node);
+        self.presence.insert(node.to_string(), Presence::Fenced);
+        self.views();
+        self.settle();
+    }
+
+    fn on_node(&mut self, node: &str, f: impl FnOnce(&mut Manager, u64) -> Vec<Effect>) {
+        let wall = self.wall;
+        let effects = f(self.managers.get_mut(node).unwrap(), wall);
+        self.apply(node, effects);
+        self.settle();
+    }
+
+    fn status(&self) -> ResourcesStatus {
+        self.managers[&self.alive()[0]].status()
+    }
+}
+
+fn cfg(prims: &[&str]) -> ResourcesConfig {
+    ResourcesConfig {
+        primitives: prims.iter().map(|p| prim(p)).collect(),
+        ..ResourcesConfig::default()
+    }
+}
+
+#[test]
+fn a_resource_starts_once_after_every_probe() {
+    let sim = Sim::new(3, cfg(&["vip"]));
+    assert_eq!(sim.on("vip").len(), 1);
+    assert_eq!(sim.log, vec!["start vip on n1"]);
+    let st = sim.status();
+    assert_eq!(st.resources[0].on.len(), 1);
+    assert!(st.waiting.is_none());
+}
+
+#[test]
+fn a_lost_nodes_resource_waits_for_the_fence() {
+    let mut sim = Sim::new(3, cfg(&["vip"]));
+    let first = sim.on("vip")[0].clone();
+    sim.lose(&first);
+    assert_eq!(
+        sim.on("vip"),
+        vec![first.clone()],
+        "not started elsewhere before the fence"
+    );
+    let st = sim.status();
+    assert_eq!(
+        st.resources[0].blocked.as_deref(),
+        Some(format!("blocked: waiting for fencing of {first}").as_str())
+    );
+    sim.fenced(&first);
+    let now = sim.on("vip");
+    assert_eq!(now.len(), 1);
+    assert_ne!(now[0], first);
+    assert!(sim.status().resources[0].blocked.is_none());
+}
+
+#[test]
+fn anti_affinity_keeps_two_apart_after_a_failover() {
+    let mut c = cfg(&["a", "b"]);
+    c.colocations.push(ColocationConfig {
+        resource: "b".into(),
+        with: "a".into(),
+        score: Score::MINUS_INFINITY,
+        with_role: None,
+    });
+    let mut sim = Sim::new(3, c);
+    let (a, b) = (sim.on("a")[0].clone(), sim.on("b")[0].clone());
+    assert_ne!(a, b);
+    sim.lose(&a);
+    sim.fenced(&a);
+    let (a2, b2) = (sim.on("a"), sim.on("b"));
+    assert_eq!(a2.len(), 1);
+    assert_eq!(b2.len(), 1);
+    assert_ne!(a2, b2);
+}
+
+#[test]
+fn a_group_starts_in_order_and_stops_in_reverse() {
+    let mut c = cfg(&["ip", "fs", "web"]);
+    c.groups.push(GroupConfig {
+        id: "g".into(),
+        members: vec!["ip".into(), "fs".into(), "web".into()],
+    });
+    let mut sim = Sim::new(2, c);
+    assert_eq!(
+        sim.log,
+        vec!["start ip on n1", "start fs on n1", "start web on n1"]
+    );
+    sim.log.clear();
+    sim.on_node("n1", |m, _| {
+        m.admin(AdminChange::Standby {
+            node: "n1".into(),
+            on: true,
+        })
+    });
+    assert_eq!(
+        sim.log,
+        vec![
+            "stop web on n1",
+            "stop fs on n1",
+            "stop ip on n1",
+            "start ip on n2",
+            "start fs on n2",
+            "start web on n2"
+        ]
+    );
+    assert_eq!(sim.status().standby, vec!["n1"]);
+}
+
+#[test]
+fn an_order_between_resources_holds_on_start_and_stop() {
+    let mut c = cfg(&["db", "app"]);
+    c.orders.push(OrderConfig {
+        first: "db".into(),
+        then: "app".into(),
+        mandatory: true,
+        symmetrical: true,
+    });
+    let mut sim = Sim::new(2, c);
+    let db_start = sim
+        .log
+        .iter()
+        .position(|l| l.starts_with("start db"))
+        .unwrap();
+    let app_start = sim
+        .log
+        .iter()
+        .position(|l| l.starts_with("start app"))
+        .unwrap();
+    assert!(db_start < app_start, "{:?}", sim.log);
+    // db moves: app stops first, starts after db
+    let db = sim.on("db")[0].clone();
+    let other = if db == "n1" { "n2" } else { "n1" };
+    sim.log.clear();
+    sim.on_node("n1", |m, _| {
+        m.admin(AdminChange::Move {
+            rsc: "db".into(),
+            node: other.into(),
+        })
+    });
+    let pos = |s: &str| sim.log.iter().position(|l| l.starts_with(s)).unwrap();
+    assert!(pos("stop app") < pos("stop db"), "{:?}", sim.log);
+    assert!(pos("start db") < pos("start app"), "{:?}", sim.log);
+    assert_eq!(sim.on("db"), vec![other.to_string()]);
+}
+
+#[test]
+fn a_monitor_failure_restarts_in_place_then_moves_after_the_threshold() {
+    let mut c = cfg(&["web"]);
+    c.primitives[0].migration_threshold = Some(2);
+    c.primitives[0].failure_timeout = Some(Duration::from_secs(60));
+    let mut sim = Sim::new(2, c);
+    let home = sim.on("web")[0].clone();
+    let home2 = home.clone();
+    sim.on_node(&home, |m, w| {
+        m.on_monitor("web", OcfStatus::NotRunning, None, w)
+    });
+    assert_eq!(
+        sim.on("web"),
+        vec![home.clone()],
+        "restarted in place: {:?}",
+        sim.log
+    );
+    assert_eq!(sim.status().resources[0].failcounts[&home], 1);
+    sim.on_node(&home, |m, w| {
+        m.on_monitor("web", OcfStatus::GenericError, None, w)
+    });
+    let now = sim.on("web");
+    assert_eq!(now.len(), 1);
+    assert_ne!(now[0], home2, "moved after 2 failures: {:?}", sim.log);
+    // failcounts expire
+    sim.wall += 61_000;
+    sim.on_node(&home, |m, w| m.on_tick(w));
+    assert!(sim.status().resources[0].failcounts.is_empty());
+}
+
+#[test]
+fn a_failed_stop_fences_its_node_before_the_resource_moves() {
+    let mut sim = Sim::new(3, cfg(&["vip"]));
+    let home = sim.on("vip")[0].clone();
+    sim.stop_fails.insert((home.clone(), "vip".into()));
+    sim.on_node(&home, |m, w| {
+        m.on_monitor("vip", OcfStatus::GenericError, None, w)
+    });
+    assert_eq!(sim.fences, vec![home.clone()]);
+    assert_eq!(sim.on("vip"), vec![home.clone()]);
+    let st = sim.status();
+    assert!(
+        st.resources[0]
+            .blocked
+            .as_deref()
+            .unwrap_or("")
+            .contains("stop failed"),
+        "{st:?}"
+    );
+    sim.lose(&home);
+    sim.fenced(&home);
+    let now = sim.on("vip");
+    assert_eq!(now.len(), 1);
+    assert_ne!(now[0], home);
+}
+
+#[test]
+fn a_start_failure_moves_the_resource_away() {
+    let mut truth = BTreeSet::new();
+    let fails: BTreeSet<(String, String)> = [("n1".to_string(), "x".to_string())].into();
+    let sim = Sim::build(2, cfg(&["x"]), &mut truth, fails);
+    assert_eq!(sim.on("x"), vec!["n2"], "{:?}", sim.log);
+    assert_eq!(
+        sim.log,
+        vec!["start x on n1", "stop x on n1", "start x on n2"]
+    );
+    assert!(sim.status().resources[0]
+        .last_error
+        .as_deref()
+        .unwrap_or("")
+        .contains("start on n1"));
+}
+
+#[test]
+fn sixteen_node_clone_loses_one_and_fifteen_keep_running() {
+    let mut c = cfg(&["svc"]);
+    c.clones.push(CloneConfig {
+        id: "svc-clone".into(),
+        of: "svc".into(),
+        clone_max: None,
+        clone_node_max: 1,
+        interleave: false,
+        promotable: false,
+    });
+    let mut sim = Sim::new(16, c);
+    assert_eq!(sim.on("svc").len(), 16);
+    sim.log.clear();
+    sim.lose("n7");
+    sim.fenced("n7");
+    let on = sim.on("svc");
+    assert_eq!(on.len(), 15);
+    assert!(!on.contains(&"n7".to_string()));
+    assert!(
+        sim.log.is_empty(),
+        "the 15 others were not touched: {:?}",
+        sim.log
+    );
+}
+
+#[test]
+fn stopped_target_role_and_ban_and_clear() {
+    let mut sim = Sim::new(2, cfg(&["vip"]));
+    let home = sim.on("vip")[0].clone();
+    sim.on_node("n1", |m, _| {
+        m.admin(AdminChange::Ban {
+            rsc: "vip".into(),
+            node: home.clone(),
+        })
+    });
+    let now = sim.on("vip");
+    assert_eq!(now.len(), 1);
+    assert_ne!(now[0], home);
+    sim.on_node("n1", |m, _| {
+        m.admin(AdminChange::TargetRole {
+            rsc: "vip".into(),
+            started: false,
+        })
+    });
+    assert!(sim.on("vip").is_empty());
+    sim.on_node("n2", |m, _| {
+        m.admin(AdminChange::TargetRole {
+            rsc: "vip".into(),
+            started: true,
+        })
+    });
+    assert_eq!(sim.on("vip").len(), 1);
+    sim.on_node("n2", |m, _| {
+        m.admin(AdminChange::Clear { rsc: "vip".into() })
+    });
+    assert_eq!(sim.status().admin_version, 4);
+}
+
+#[test]
+fn shutdown_drains_the_node() {
+    let mut sim = Sim::new(2, cfg(&["a", "b"]));
+    let before: Vec<String> = sim.on("a").into_iter().chain(sim.on("b")).collect();
+    assert!(before.contains(&"n1".to_string()));
+    sim.on_node("n1", |m, _| m.shut_down());
+    assert!(sim.managers["n1"].drained());
+    assert_eq!(sim.on("a"), vec!["n2"]);
+    assert_eq!(sim.on("b"), vec!["n2"]);
+}
+
+#[test]
+fn resources_already_running_are_found_by_probes_and_kept() {
+    // vip runs on n2 before the cluster starts (the probe finds it)
+    let mut truth: BTreeSet<(String, String)> = [("n2".to_string(), "vip".to_string())].into();
+    let mut sim = Sim::build(2, cfg(&["vip"]), &mut truth, BTreeSet::new());
+    assert_eq!(sim.on("vip"), vec!["n2"]);
+    assert!(sim.log.is_empty(), "{:?}", sim.log);
+    sim.views();
+    sim.settle();
+    assert!(sim.log.is_empty());
+}
