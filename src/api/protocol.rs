@@ -81,6 +81,12 @@ pub enum Request {
     },
     /// Announce a clean leave, leave the group, stop the daemon.
     ClusterLeave,
+    /// Where resources run, their failcounts and blocked reasons.
+    ResourceStatus,
+    /// A human's change: move, ban, clear, standby, target role, cleanup.
+    ResourceAdmin {
+        change: crate::resources::message::AdminChange,
+    },
 }
 
 impl Request {
@@ -107,6 +113,8 @@ impl Request {
             Request::DeviceRemove { .. } => "device remove",
             Request::ClusterStatus { .. } => "cluster status",
             Request::ClusterLeave => "cluster leave",
+            Request::ResourceStatus => "resource status",
+            Request::ResourceAdmin { .. } => "resource change",
         }
     }
 }
@@ -165,6 +173,9 @@ pub enum Reply {
     },
     ClusterStatus {
         status: Box<crate::cluster::ClusterStatus>,
+    },
+    Resources {
+        status: Box<crate::resources::manager::ResourcesStatus>,
     },
 }
 

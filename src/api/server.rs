@@ -134,6 +134,8 @@ pub enum Cluster {
 /// What every connection may use.
 #[derive(Clone)]
 pub struct Context {
+    /// The resource task, when resources are configured (with [cluster]).
+    pub resources: Option<crate::node::resources::ResourcesHandle>,
     pub fencer: Fencer,
     pub access: Access,
     pub node: watch::Receiver<crate::node::status::NodeStatus>,
@@ -192,7 +194,17 @@ async fn connection(stream: UnixStream, ctx: Context) {
                             Request::ClusterStatus { since } => {
                                 cluster_status(&ctx.cluster, since).await
                             }
-                            Request::ClusterLeave => cluster_leave(&ctx.cluster, &who).await,
+                            Request::ClusterLeave => {
+                                if let Some(r) = &ctx.resources {
+                                    info!(client = %who, "cluster leave: moving resources away first");
+                                    r.drain(Duration::from_secs(120)).await;
+                                }
+                                cluster_leave(&ctx.cluster, &who).await
+                            }
+                            Request::ResourceStatus => resource_status(&ctx).await,
+                            Request::ResourceAdmin { change } => {
+                                resource_admin(&ctx, change, &who).await
+                            }
                             Request::Fence { .. } | Request::Confirm { .. } => {
                                 fence_in_cluster(&ctx, req, &who).await
                             }
@@ -279,6 +291,76 @@ async fn cluster_leave(cluster: &Cluster, who: &str) -> Result<Reply, ApiError> 
     }
 }
 
+fn no_resources() -> ApiError {
+    ApiError::new(
+        ErrorKind::BadRequest,
+        "this ironfenced manages no resources: add [[resource]] sections and [cluster] to its config",
+    )
+}
+
+async fn resource_status(ctx: &Context) -> Result<Reply, ApiError> {
+    let r = ctx.resources.as_ref().ok_or_else(no_resources)?;
+    let status = r
+        .status()
+        .await
+        .ok_or_else(|| ApiError::new(ErrorKind::Stopped, "the resource task has ended"))?;
+    Ok(Reply::Resources {
+        status: Box::new(status),
+    })
+}
+
+/// Check that a change names known resources and nodes, then multicast it.
+async fn resource_admin(
+    ctx: &Context,
+    change: crate::resources::message::AdminChange,
+    who: &str,
+) -> Result<Reply, ApiError> {
+    use crate::resources::message::AdminChange as C;
+    let r = ctx.resources.as_ref().ok_or_else(no_resources)?;
+    let status = r
+        .status()
+        .await
+        .ok_or_else(|| ApiError::new(ErrorKind::Stopped, "the resource task has ended"))?;
+    let known_rsc = |id: &str| {
+        status
+            .resources
+            .iter()
+            .any(|x| x.id == id || x.parent.as_deref() == Some(id))
+    };
+    let nodes: Vec<String> = match &ctx.cluster {
+        Cluster::Live(h) => h
+            .status(u64::MAX)
+            .await
+            .map(|s| s.nodes.into_iter().map(|n| n.name).collect())
+            .unwrap_or_default(),
+        Cluster::Static(s) => s.nodes.iter().map(|n| n.name.clone()).collect(),
+    };
+    let (rsc, node) = match &change {
+        C::Move { rsc, node } | C::Ban { rsc, node } => (Some(rsc.as_str()), Some(node.as_str())),
+        C::Clear { rsc } | C::TargetRole { rsc, .. } => (Some(rsc.as_str()), None),
+        C::Standby { node, .. } | C::Maintenance { node, .. } => (None, Some(node.as_str())),
+        C::Cleanup { rsc, node } => (rsc.as_deref(), node.as_deref()),
+    };
+    if let Some(rsc) = rsc.filter(|r| !known_rsc(r)) {
+        return Err(ApiError::new(
+            ErrorKind::NoSuch,
+            format!("no resource, group or clone `{rsc}` is configured (ironfence resource status lists them)"),
+        ));
+    }
+    if let Some(node) = node.filter(|n| !nodes.iter().any(|x| x == n)) {
+        return Err(ApiError::new(
+            ErrorKind::NoSuch,
+            format!("no node `{node}` is configured ([[node]] sections name them)"),
+        ));
+    }
+    info!(client = %who, ?change, "resource change requested");
+    let text = format!("{change:?}");
+    r.admin(change).await;
+    Ok(Reply::Done {
+        message: format!("asked the cluster: {text}"),
+    })
+}
+
 /// A human's fence or confirm: run it, then tell the cluster when it
 /// proved a node down, covering the losses known when it started.
 async fn fence_in_cluster(ctx: &Context, req: Request, who: &str) -> Result<Reply, ApiError> {
@@ -303,7 +385,11 @@ async fn fence_in_cluster(ctx: &Context, req: Request, who: &str) -> Result<Repl
 
 async fn handle(fencer: &Fencer, req: Request, who: &str) -> Result<Reply, ApiError> {
     Ok(match req {
-        Request::NodeStatus | Request::ClusterStatus { .. } | Request::ClusterLeave => {
+        Request::NodeStatus
+        | Request::ClusterStatus { .. }
+        | Request::ClusterLeave
+        | Request::ResourceStatus
+        | Request::ResourceAdmin { .. } => {
             return Err(ApiError::new(
                 ErrorKind::BadRequest,
                 "node and cluster status are answered by the connection",

@@ -33,10 +33,19 @@ pub async fn run(
     let out = Printer::new(format);
     match cmd {
         ClusterCommand::Status => {
-            match client::call(socket, &Request::ClusterStatus { since: 0 }).await {
+            let code = match client::call(socket, &Request::ClusterStatus { since: 0 }).await {
                 Ok(reply) => out.reply(&reply),
-                Err(e) => out.error(&e),
+                Err(e) => return out.error(&e),
+            };
+            // crm_mon's resource view follows, where resources are managed
+            if format == OutputFormat::Text {
+                if let Ok(Reply::Resources { status }) =
+                    client::call(socket, &Request::ResourceStatus).await
+                {
+                    print!("\n{}", status.text());
+                }
             }
+            code
         }
         ClusterCommand::Leave => match client::call(socket, &Request::ClusterLeave).await {
             Ok(reply) => out.reply(&reply),

@@ -12,6 +12,7 @@ mod demo;
 mod output;
 mod probe;
 mod quorum;
+mod resource;
 mod sbd;
 mod sim;
 mod watchdog;
@@ -137,12 +138,25 @@ enum Command {
     /// Cluster membership and automatic fencing (crm_mon-like): `status`, `watch`, `leave`.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
+    /// Resources (crm_resource's verbs): `status`, `start`, `stop`, `restart`, `move`, `ban`, `clear`, `cleanup`.
+    #[command(subcommand)]
+    Resource(resource::ResourceCommand),
 }
 
 #[derive(Subcommand, Debug)]
 enum NodeCommand {
     /// Servants, last feed, time to watchdog expiry, quorum (from ironfenced).
     Status,
+    /// NODE (default: this one) runs no resources; what runs there moves away.
+    Standby { node: Option<String> },
+    /// NODE (default: this one) may run resources again.
+    Unstandby { node: Option<String> },
+    /// Leave NODE's resources alone (no actions there) until `--off`.
+    Maintenance {
+        node: Option<String>,
+        #[arg(long)]
+        off: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -308,6 +322,38 @@ async fn run(cli: Cli) -> u8 {
         }
         Command::Quorum(args) => return quorum::run(args, cli.output).await,
         Command::Node(NodeCommand::Status) => Ok(Request::NodeStatus),
+        Command::Node(c) => {
+            let change = match c {
+                NodeCommand::Standby { node } => resource::NodeChange::Standby(node.clone(), true),
+                NodeCommand::Unstandby { node } => {
+                    resource::NodeChange::Standby(node.clone(), false)
+                }
+                NodeCommand::Maintenance { node, off } => {
+                    resource::NodeChange::Maintenance(node.clone(), !off)
+                }
+                NodeCommand::Status => return exit::USAGE,
+            };
+            return match socket(&cli) {
+                Ok(s) => resource::node(change, &s, cli.output).await,
+                Err(e) => {
+                    eprintln!("ironfence: {e}");
+                    exit::ERROR
+                }
+            };
+        }
+        Command::Resource(cmd) => {
+            let limit = cli
+                .timeout
+                .and_then(|_| secs(cli.timeout).ok())
+                .map(std::time::Duration::from_millis);
+            return match socket(&cli) {
+                Ok(s) => resource::run(cmd, &s, cli.output, limit).await,
+                Err(e) => {
+                    eprintln!("ironfence: {e}");
+                    exit::ERROR
+                }
+            };
+        }
         Command::Cluster(cmd) => {
             let limit = match cli.timeout {
                 None => None,

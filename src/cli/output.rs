@@ -244,6 +244,7 @@ impl Printer {
             },
             Reply::Done { message } => println!("{message}"),
             Reply::ClusterStatus { status } => print!("{}", status.text()),
+            Reply::Resources { status } => print!("{}", status.text()),
         }
         code
     }

@@ -323,6 +323,23 @@ impl Machine {
         self.entries.values().find(|e| e.name == name).map(|e| e.id)
     }
 
+    /// The running process of member `target`, if it is one.
+    pub fn incarnation_of(&self, target: u32) -> Option<Incarnation> {
+        let e = self.entries.get(&target)?;
+        let m = e.member.as_ref()?;
+        self.members
+            .contains(&Member {
+                node: target,
+                pid: m.pid,
+            })
+            .then(|| e.incarnation(m.pid))
+    }
+
+    /// The name of node `id`.
+    pub fn name_of_id(&self, id: u32) -> String {
+        self.name_of(id)
+    }
+
     /// The losses a fence of `target` started now would resolve.
     pub fn covers(&self, target: u32) -> Vec<Incarnation> {
         self.entries
@@ -441,6 +458,11 @@ impl Machine {
                 continue;
             }
             let lost = e.incarnation(m.pid);
+            // fenced while still a member (a failed resource stop): the
+            // fence that covers this very process already resolved it
+            let fenced_already = e.last_fence.as_ref().is_some_and(|f| {
+                f.ok && f.action != FenceAction::On && f.covers.iter().any(|c| c.same(&lost))
+            });
             let leaving = e
                 .member
                 .as_ref()
@@ -461,7 +483,17 @@ impl Machine {
                     other.fencing = None;
                 }
             }
-            if leaving || *reason == Reason::Leave || was_refused {
+            if fenced_already {
+                self.event(
+                    wall,
+                    "left",
+                    Some(&name),
+                    format!(
+                        "{name} is gone (pid {}), as its recorded fence made it",
+                        m.pid
+                    ),
+                );
+            } else if leaving || *reason == Reason::Leave || was_refused {
                 if let Some(e) = self.entries.get_mut(&m.node) {
                     e.left_ms = Some(wall);
                 }
@@ -701,6 +733,8 @@ impl Machine {
             Message::FenceResult(note) => {
                 actions.extend(self.learn_fence(now, wall, note, true));
             }
+            // the resource managers' business
+            Message::Resources { .. } => {}
         }
         actions.extend(self.decide(now, wall));
         actions

@@ -110,6 +110,11 @@ pub enum Message {
     },
     /// A fence of a member ended (also a human's confirm).
     FenceResult(FenceNote),
+    /// The resource managers' own message (resources::message), carried
+    /// as is.
+    Resources {
+        body: serde_json::Value,
+    },
 }
 
 #[derive(Serialize, Deserialize)]

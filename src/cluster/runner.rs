@@ -64,6 +64,21 @@ pub struct Parts {
     pub fencer: Fencer,
     /// Pace of quorum liveness checks and reconnection attempts.
     pub interval: Duration,
+    /// Where the resource manager hears the cluster (views and its
+    /// messages, in CPG's order); None without resources.
+    pub feed: Option<mpsc::UnboundedSender<Feed>>,
+}
+
+/// What the resource manager is told, in the order CPG gave it.
+#[derive(Debug, Clone)]
+pub enum Feed {
+    /// The view changed.
+    View(super::machine::View),
+    /// A resources message from node `from`.
+    Message {
+        from: String,
+        body: serde_json::Value,
+    },
 }
 
 enum Cmd {
@@ -71,6 +86,8 @@ enum Cmd {
     Covers(String, oneshot::Sender<Vec<Incarnation>>),
     Announce(Box<FenceNote>),
     Leave(oneshot::Sender<()>),
+    SendResources(serde_json::Value),
+    FenceMember(String, String),
 }
 
 /// Handle to the cluster task. Cheap to clone.
@@ -79,9 +96,15 @@ pub struct ClusterHandle {
     tx: mpsc::Sender<Cmd>,
     name: String,
     this_id: u32,
+    nonce: u64,
 }
 
 impl ClusterHandle {
+    /// This process's nonce (how the others tell it from an earlier one).
+    pub fn nonce(&self) -> u64 {
+        self.nonce
+    }
+
     /// The status, with the events after `since`.
     pub async fn status(&self, since: u64) -> Option<ClusterStatus> {
         let (tx, rx) = oneshot::channel();
@@ -122,6 +145,20 @@ impl ClusterHandle {
             covers,
         );
         let _ = self.tx.send(Cmd::Announce(Box::new(note))).await;
+    }
+
+    /// Multicast a resources message to the group.
+    pub async fn send_resources(&self, body: serde_json::Value) {
+        let _ = self.tx.send(Cmd::SendResources(body)).await;
+    }
+
+    /// Fence a member that is still in the group (its resource's stop
+    /// failed): through the fencer, announced like the coordinator's fences.
+    pub async fn fence_member(&self, node: &str, why: &str) {
+        let _ = self
+            .tx
+            .send(Cmd::FenceMember(node.to_string(), why.to_string()))
+            .await;
     }
 
     /// Announce a clean leave and leave the group; the task then ends with
@@ -312,9 +349,20 @@ pub async fn start(
             name: name.clone(),
             interval,
             fences: JoinSet::new(),
+            feed: parts.feed,
+            last_view: None,
         };
         let handle = tokio::spawn(task.run(rx, shutdown));
-        Ok((ClusterHandle { tx, name, this_id }, handle))
+        let nonce = me.nonce.unwrap_or_default();
+        Ok((
+            ClusterHandle {
+                tx,
+                name,
+                this_id,
+                nonce,
+            },
+            handle,
+        ))
     }
 }
 
@@ -330,6 +378,8 @@ struct Task {
     name: String,
     interval: Duration,
     fences: JoinSet<(u32, FenceNote)>,
+    feed: Option<mpsc::UnboundedSender<Feed>>,
+    last_view: Option<super::machine::View>,
 }
 
 /// What an action asks of the loop.
@@ -418,12 +468,25 @@ impl Task {
                     }
                 }
             };
+            self.publish();
             if let Next::End(e) = next {
                 return self.end(e).await;
             }
             if self.group.is_none() && reconnect_at.is_none() {
                 reconnect_at = Some(Instant::now() + self.interval);
             }
+        }
+    }
+
+    /// Tell the resource manager about a changed view.
+    fn publish(&mut self) {
+        let Some(feed) = &self.feed else {
+            return;
+        };
+        let view = self.machine.view();
+        if self.last_view.as_ref() != Some(&view) {
+            let _ = feed.send(Feed::View(view.clone()));
+            self.last_view = Some(view);
         }
     }
 
@@ -437,6 +500,17 @@ impl Task {
                 joined,
             }) => self.machine.on_confchg(now, wall, &members, &left, &joined),
             Some(GroupEvent::Deliver { from, data }) => match message::decode(&data) {
+                Ok(Message::Resources { body }) => {
+                    // the view first: the message belongs after what came before it
+                    self.publish();
+                    if let Some(feed) = &self.feed {
+                        let _ = feed.send(Feed::Message {
+                            from: self.machine.name_of_id(from.node),
+                            body,
+                        });
+                    }
+                    Vec::new()
+                }
                 Ok(msg) => self.machine.on_message(now, wall, from, msg),
                 Err(e) => {
                     warn!(from_node = from.node, from_pid = from.pid, cause = %e, "ignored a message");
@@ -487,6 +561,39 @@ impl Task {
                 self.leave().await;
                 let _ = reply.send(());
                 Next::End(Ending::Left)
+            }
+            Cmd::SendResources(body) => {
+                self.send(&Message::Resources { body });
+                Next::Go
+            }
+            Cmd::FenceMember(target, why) => {
+                let Some(target_id) = self.machine.id_of(&target) else {
+                    warn!(node = %target, "not fencing a node that is no cluster member");
+                    return Next::Go;
+                };
+                let covers: Vec<Incarnation> =
+                    self.machine.incarnation_of(target_id).into_iter().collect();
+                let fencer = self.fencer.clone();
+                let (by, by_id) = (self.name.clone(), self.settings.this_id);
+                let action = self.settings.fence_action;
+                let req = FenceRequest::new(&target, action, &format!("cluster:{by} ({why})"));
+                warn!(node = %target, %action, reason = %why, "fencing a member: {why}");
+                self.fences.spawn(async move {
+                    let started = now_ms();
+                    let out = fencer.fence(req).await;
+                    let note = note_from(
+                        target,
+                        target_id,
+                        &by,
+                        by_id,
+                        action,
+                        out.as_ref().map_err(|e| e.to_string()),
+                        started,
+                        covers,
+                    );
+                    (target_id, note)
+                });
+                Next::Go
             }
         }
     }

@@ -108,6 +108,9 @@ pub struct DaemonConfig {
     /// How often power state is read back while waiting for it to change.
     pub verify_interval: Duration,
     pub storm: StormGuard,
+    /// HA_RSCTMP for resource agents (default /run/resource-agents, as
+    /// resource-agents' own default).
+    pub resource_tmp: PathBuf,
 }
 
 /// Refuse automatic fencing of more than `max_share` of the nodes within `window`.

@@ -18,6 +18,8 @@ pub struct RawDaemon {
     pub storm_window: Option<String>,
     /// This node's name (its slot on the sbd disks); default: host name.
     pub node_name: Option<String>,
+    /// HA_RSCTMP given to resource agents (their state files).
+    pub resource_tmp: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]

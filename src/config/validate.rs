@@ -376,6 +376,9 @@ fn daemon_from_raw(p: &mut Problems, raw: RawDaemon) -> DaemonConfig {
         fencing_timeout,
         verify_interval,
         storm: StormGuard { max_share, window },
+        resource_tmp: raw
+            .resource_tmp
+            .unwrap_or_else(|| PathBuf::from("/run/resource-agents")),
     }
 }
 

@@ -19,6 +19,7 @@
 //! ```
 
 pub mod inquisitor;
+pub mod resources;
 pub mod self_fence;
 pub mod status;
 
@@ -33,7 +34,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 /// The daemon could not start, or stopped abnormally.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +75,7 @@ pub struct Daemon {
     engine: tokio::task::JoinHandle<()>,
     inquisitor: Option<tokio::task::JoinHandle<Ending>>,
     cluster: ClusterTask,
+    resources: Option<(resources::ResourcesHandle, tokio::task::JoinHandle<()>)>,
     socket: std::path::PathBuf,
 }
 
@@ -123,6 +125,13 @@ impl Daemon {
         let access: Access = server::access_for(config.daemon.socket_group.as_deref());
         let listener = server::bind(&config.daemon.socket, &access).await?;
         let (shutdown, rx) = watch::channel(false);
+        let wants_resources = !config.resources.is_empty();
+        let (feed_tx, feed_rx) = if wants_resources && config.cluster.is_some() {
+            let (t, r) = tokio::sync::mpsc::unbounded_channel();
+            (Some(t), Some(r))
+        } else {
+            (None, None)
+        };
         let cluster = match &config.cluster {
             Some(c) => {
                 let parts = runner::Parts {
@@ -135,6 +144,7 @@ impl Daemon {
                     sections: config.sections.clone(),
                     fencer: fencer.clone(),
                     interval: local.interval,
+                    feed: feed_tx,
                 };
                 match runner::start(parts, rx.clone()).await {
                     Ok(c) => Some(c),
@@ -147,7 +157,32 @@ impl Daemon {
             }
             None => None,
         };
+        // resources run under the cluster's coordination only
+        let resources = match (&cluster, feed_rx) {
+            (Some((h, _)), Some(feed)) => {
+                let parts = resources::Parts {
+                    model: crate::resources::model::Model::new(
+                        &config.resources,
+                        config.nodes.len(),
+                    ),
+                    me: local.name.clone(),
+                    nonce: h.nonce(),
+                    cluster: h.clone(),
+                    feed,
+                    root: crate::resources::ocf::ocf_root(),
+                    resource_tmp: config.daemon.resource_tmp.clone(),
+                    attrs: config
+                        .nodes
+                        .iter()
+                        .map(|n| (n.name.clone(), n.attributes.clone()))
+                        .collect(),
+                };
+                Some(resources::start(parts, rx.clone()))
+            }
+            _ => None,
+        };
         let ctx = server::Context {
+            resources: resources.as_ref().map(|(h, _)| h.clone()),
             fencer: fencer.clone(),
             access,
             node: status.clone(),
@@ -198,6 +233,7 @@ impl Daemon {
             engine,
             inquisitor,
             cluster,
+            resources,
             socket: config.daemon.socket.clone(),
         })
     }
@@ -231,7 +267,17 @@ impl Daemon {
     /// closes, in-flight requests are recorded interrupted, the socket file
     /// goes. Returns how supervision ended (None: nothing was supervised).
     pub async fn stop(self) -> Option<Ending> {
+        // Resources move away first (Pacemaker's shutdown): nothing may run
+        // here once this member has left.
+        if let Some((h, _)) = &self.resources {
+            if !h.drain(DRAIN_LIMIT).await {
+                warn!("resources still run here after {DRAIN_LIMIT:?}: leaving anyway; the cluster fences this node if a stop failed");
+            }
+        }
         let _ = self.shutdown.send(true);
+        if let Some((_, h)) = self.resources {
+            let _ = h.await;
+        }
         // The cluster member announces its leave first (it is not fenced).
         if let Some((_, h)) = self.cluster {
             let _ = h.await;
@@ -251,6 +297,9 @@ impl Daemon {
         ending
     }
 }
+
+/// How long a stopping daemon waits for its resources to move away.
+const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// What ended first in a running daemon.
 pub enum Ended {

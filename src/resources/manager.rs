@@ -30,7 +30,7 @@ use super::placement::{self, Location, NodeInput, NodeState, Plan, Primitive};
 use super::score::Score;
 use crate::cluster::{Presence, View};
 use crate::config::resources::LocationTarget;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Pacemaker's failcount after a failed start (start-failure-is-fatal):
@@ -52,7 +52,7 @@ pub enum Effect {
 }
 
 /// One resource as `resource status` shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RscView {
     pub id: String,
     pub agent: String,
@@ -71,7 +71,7 @@ pub struct RscView {
 }
 
 /// The whole resource view.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResourcesStatus {
     pub coordinator: Option<String>,
     /// Why nothing moves right now, if so.
@@ -284,6 +284,9 @@ impl Manager {
                 }
             }
             ResMsg::Actions { orders } => {
+                if self.view.coordinator.as_deref() != Some(from) {
+                    return out;
+                }
                 for o in orders {
                     self.sent.remove(&o.id);
                     if o.node == self.me {
