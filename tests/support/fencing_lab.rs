@@ -60,6 +60,8 @@ pub struct Options {
     pub fence_action: &'static str,
     /// More `[cluster]` lines (same on every node).
     pub cluster_extra: String,
+    /// Resource sections (same on every node).
+    pub resources: String,
 }
 
 impl Options {
@@ -71,6 +73,7 @@ impl Options {
             sbd_level: false,
             fence_action: "reboot",
             cluster_extra: String::new(),
+            resources: String::new(),
         }
     }
 }
@@ -89,6 +92,8 @@ pub struct FenceLab {
     bmcs: Vec<Child>,
     daemons: Vec<Option<Child>>,
     pacemakers: Vec<Option<Child>>,
+    /// Services the test started in the nodes (HTTP behind the VIP).
+    services: Vec<Child>,
 }
 
 impl FenceLab {
@@ -134,6 +139,7 @@ impl FenceLab {
             daemons: (0..opts.nodes).map(|_| None).collect(),
             pacemakers: (0..opts.nodes).map(|_| None).collect(),
             bmcs: Vec::new(),
+            services: Vec::new(),
             dir,
             opts,
         };
@@ -295,6 +301,7 @@ state_dir = "{state}"
 node_name = "node{i}"
 fencing_timeout = "30s"
 verify_interval = "100ms"
+resource_tmp = "{rsctmp}"
 
 [cluster]
 group = "ironfence-lab"
@@ -303,6 +310,7 @@ fence_action = "{action}"
 "#,
             sock = d.join("ironfenced.sock").display(),
             state = d.join("state").display(),
+            rsctmp = d.join("rsctmp").display(),
             action = self.opts.fence_action,
             extra_cluster = self.opts.cluster_extra,
         );
@@ -344,8 +352,107 @@ devices = ["bmc-node{j}"]
                 ));
             }
         }
+        c.push_str(&self.opts.resources);
         c.push_str(extra);
         c
+    }
+
+    /// Node I's HA_RSCTMP (agents' state files).
+    pub fn rsctmp(&self, i: usize) -> PathBuf {
+        self.node_dir(i).join("rsctmp")
+    }
+
+    /// Start an HTTP server on port 8080 of node I (all addresses, so it
+    /// answers on the VIP while the node holds it); GET /node says `nodeI`.
+    pub fn start_http(&mut self, i: usize) {
+        let root = self.node_dir(i).join("www");
+        std::fs::create_dir_all(&root).expect("www");
+        std::fs::write(root.join("node"), format!("node{i}")).expect("www/node");
+        let child = self
+            .cluster
+            .exec_in(i, "python3")
+            .args([
+                "-m",
+                "http.server",
+                "--bind",
+                "0.0.0.0",
+                "8080",
+                "--directory",
+            ])
+            .arg(&root)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 http.server");
+        self.services.push(child);
+    }
+
+    /// GET http://ADDR:8080/node from the switch (a client of the cluster):
+    /// which node answered, if any, within 300 ms.
+    pub fn http_node(&self, addr: &str) -> Option<String> {
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.cluster.switch_ns(),
+                "curl",
+                "-s",
+                "-m",
+                "0.3",
+            ])
+            .arg(format!("http://{addr}:8080/node"))
+            .stdin(Stdio::null())
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        (out.status.success() && text.starts_with("node")).then_some(text)
+    }
+
+    /// `ironfence resource status --output json` on node I.
+    pub fn resources(&self, i: usize) -> Value {
+        let (code, v, err) = self.cli(i, &["resource", "status"]);
+        assert_eq!(code, 0, "resource status on node{i}: {err}");
+        v
+    }
+
+    /// Where node I sees resource RSC running (healthy), sorted.
+    pub fn running(&self, i: usize, rsc: &str) -> Vec<String> {
+        let v = self.resources(i);
+        let mut on: Vec<String> = v["status"]["resources"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|r| r["id"] == rsc)
+            .flat_map(|r| {
+                r["on"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .filter(|(_, st)| *st == "started" || *st == "promoted")
+                    .map(|(n, _)| n.clone())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        on.sort();
+        on
+    }
+
+    /// Pull node I's plug by hand (what a human checks before `confirm`):
+    /// its links go down and every process in it is killed.
+    pub fn pull_plug(&mut self, i: usize) {
+        let ns = self.cluster.ns(i);
+        let _ = Command::new("ip")
+            .args(["-n", &ns, "link", "set", "eth0", "down"])
+            .status();
+        let pids = Command::new("ip")
+            .args(["netns", "pids", &ns])
+            .output()
+            .expect("ip netns pids");
+        for pid in String::from_utf8_lossy(&pids.stdout).split_whitespace() {
+            if let Ok(p) = pid.parse::<u32>() {
+                signal(p, Signal::SIGKILL);
+            }
+        }
     }
 
     /// Start node I's ironfenced in its namespace (log in its dir).
@@ -722,6 +829,10 @@ devices = ["bmc-node{j}"]
 
 impl Drop for FenceLab {
     fn drop(&mut self) {
+        for c in &mut self.services {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
         for c in self.pacemakers.iter_mut().flatten() {
             let _ = c.kill();
             let _ = c.wait();
