@@ -573,26 +573,11 @@ impl Task {
                 };
                 let covers: Vec<Incarnation> =
                     self.machine.incarnation_of(target_id).into_iter().collect();
-                let fencer = self.fencer.clone();
-                let (by, by_id) = (self.name.clone(), self.settings.this_id);
                 let action = self.settings.fence_action;
-                let req = FenceRequest::new(&target, action, &format!("cluster:{by} ({why})"));
+                let req =
+                    FenceRequest::new(&target, action, &format!("cluster:{} ({why})", self.name));
                 warn!(node = %target, %action, reason = %why, "fencing a member: {why}");
-                self.fences.spawn(async move {
-                    let started = now_ms();
-                    let out = fencer.fence(req).await;
-                    let note = note_from(
-                        target,
-                        target_id,
-                        &by,
-                        by_id,
-                        action,
-                        out.as_ref().map_err(|e| e.to_string()),
-                        started,
-                        covers,
-                    );
-                    (target_id, note)
-                });
+                self.spawn_fence(req, target, target_id, covers);
                 Next::Go
             }
         }
@@ -622,27 +607,14 @@ impl Task {
                     delay,
                     covers,
                 } => {
-                    let fencer = self.fencer.clone();
-                    let (by, by_id) = (self.name.clone(), self.settings.this_id);
-                    let mut req =
-                        FenceRequest::new(&target, action, &format!("cluster:{by} (coordinator)"));
+                    let mut req = FenceRequest::new(
+                        &target,
+                        action,
+                        &format!("cluster:{} (coordinator)", self.name),
+                    );
                     req.delay = delay;
                     info!(node = %target, %action, ?delay, "coordinator: fencing a lost member");
-                    self.fences.spawn(async move {
-                        let started = now_ms();
-                        let out = fencer.fence(req).await;
-                        let note = note_from(
-                            target,
-                            target_id,
-                            &by,
-                            by_id,
-                            action,
-                            out.as_ref().map_err(|e| e.to_string()),
-                            started,
-                            covers,
-                        );
-                        (target_id, note)
-                    });
+                    self.spawn_fence(req, target, target_id, covers);
                 }
                 Action::Record(note) => {
                     if let Err(e) = self
@@ -658,6 +630,33 @@ impl Task {
             }
         }
         Next::Go
+    }
+
+    /// Fence through the fencer; the note of its end comes back through `fences`.
+    fn spawn_fence(
+        &mut self,
+        req: FenceRequest,
+        target: String,
+        target_id: u32,
+        covers: Vec<Incarnation>,
+    ) {
+        let fencer = self.fencer.clone();
+        let (by, by_id, action) = (self.name.clone(), self.settings.this_id, req.action);
+        self.fences.spawn(async move {
+            let started = now_ms();
+            let out = fencer.fence(req).await;
+            let note = note_from(
+                target,
+                target_id,
+                &by,
+                by_id,
+                action,
+                out.as_ref().map_err(|e| e.to_string()),
+                started,
+                covers,
+            );
+            (target_id, note)
+        });
     }
 
     /// Announce a clean leave, then leave the group.

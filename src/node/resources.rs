@@ -264,6 +264,12 @@ impl Task {
         })
     }
 
+    /// The recurring monitor's interval of `rsc`, if it has one.
+    fn monitor_interval(&self, rsc: &str) -> Option<Duration> {
+        let p = self.manager.model().primitives.get(rsc)?;
+        p.monitor.as_ref().map(|m| m.interval)
+    }
+
     async fn apply(&mut self, effects: Vec<Effect>) {
         for e in effects {
             match e {
@@ -305,13 +311,7 @@ impl Task {
                     });
                 }
                 Effect::Monitor(rsc, on) => {
-                    let interval = self
-                        .manager
-                        .model()
-                        .primitives
-                        .get(&rsc)
-                        .and_then(|p| p.monitor.as_ref())
-                        .map(|m| m.interval);
+                    let interval = self.monitor_interval(&rsc);
                     match (on, interval) {
                         (true, Some(i)) => {
                             self.monitors.insert(rsc, Instant::now() + i);
@@ -348,14 +348,8 @@ impl Task {
             let Some(mut inv) = self.invocation(&rsc, OcfAction::Monitor, None) else {
                 continue;
             };
-            if let Some(m) = self
-                .manager
-                .model()
-                .primitives
-                .get(&rsc)
-                .and_then(|p| p.monitor.as_ref())
-            {
-                inv.interval = m.interval;
+            if let Some(i) = self.monitor_interval(&rsc) {
+                inv.interval = i;
             }
             let generation = self.generation.get(&rsc).copied().unwrap_or(0);
             self.busy.insert(rsc.clone(), true);
@@ -394,13 +388,7 @@ impl Task {
                 if self.generation.get(&rsc).copied().unwrap_or(0) != generation {
                     return; // an order ran meanwhile: this result is stale
                 }
-                let interval = self
-                    .manager
-                    .model()
-                    .primitives
-                    .get(&rsc)
-                    .and_then(|p| p.monitor.as_ref())
-                    .map(|m| m.interval);
+                let interval = self.monitor_interval(&rsc);
                 if let Some(i) = interval {
                     self.monitors.insert(rsc.clone(), Instant::now() + i);
                 }
