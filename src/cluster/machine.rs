@@ -1219,19 +1219,23 @@ impl Machine {
     }
 
     /// The status for `ironfence cluster status` (events after `since`).
+    /// The entry's process, if it is in the group now.
+    fn live_member<'a>(&self, e: &'a Entry) -> Option<&'a MemberInfo> {
+        e.member.as_ref().filter(|m| {
+            self.members.contains(&Member {
+                node: e.id,
+                pid: m.pid,
+            })
+        })
+    }
+
     /// The resource manager's view (see [`View`]).
     pub fn view(&self) -> View {
-        let members = &self.members;
         let nodes = self
             .entries
             .values()
             .map(|e| {
-                let member = e.member.as_ref().filter(|m| {
-                    members.contains(&Member {
-                        node: e.id,
-                        pid: m.pid,
-                    })
-                });
+                let member = self.live_member(e);
                 let state = if !e.losses.is_empty() || !e.pending.is_empty() || e.unknown.is_some()
                 {
                     Presence::Unclean
@@ -1263,17 +1267,11 @@ impl Machine {
     }
 
     pub fn status(&self, group: &str, since: u64) -> ClusterStatus {
-        let members = &self.members;
         let nodes = self
             .entries
             .values()
             .map(|e| {
-                let member = e.member.as_ref().filter(|m| {
-                    members.contains(&Member {
-                        node: e.id,
-                        pid: m.pid,
-                    })
-                });
+                let member = self.live_member(e);
                 let state = if !e.losses.is_empty() {
                     if member.is_some() {
                         "UNCLEAN (online)"
