@@ -1045,6 +1045,41 @@ impl Machine {
         self.decide(now, wall)
     }
 
+    /// Fence a member that is still in the group (its resource stop
+    /// failed): announced and tracked like the fence of a lost member, so
+    /// that its disappearance while the fence runs starts no second one.
+    /// Nothing when it is no member or is being fenced already.
+    pub fn fence_member(&mut self, target_id: u32) -> Vec<Action> {
+        let Some(e) = self.entries.get(&target_id) else {
+            return Vec::new();
+        };
+        if self.inflight.contains(&target_id) {
+            return Vec::new();
+        }
+        let covers: Vec<Incarnation> = self.incarnation_of(target_id).into_iter().collect();
+        if covers.is_empty() {
+            return Vec::new();
+        }
+        let target = e.name.clone();
+        let action = self.settings.fence_action;
+        self.inflight.insert(target_id);
+        vec![
+            Action::Send(Message::Fencing {
+                target: target.clone(),
+                action,
+                delay_ms: 0,
+                covers: covers.clone(),
+            }),
+            Action::Fence {
+                target,
+                target_id,
+                action,
+                delay: Duration::ZERO,
+                covers,
+            },
+        ]
+    }
+
     /// Time passed (a retry may be due).
     pub fn on_tick(&mut self, now: Instant, wall: u64) -> Vec<Action> {
         self.decide(now, wall)

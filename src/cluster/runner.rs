@@ -571,13 +571,31 @@ impl Task {
                     warn!(node = %target, "not fencing a node that is no cluster member");
                     return Next::Go;
                 };
-                let covers: Vec<Incarnation> =
-                    self.machine.incarnation_of(target_id).into_iter().collect();
-                let action = self.settings.fence_action;
-                let req =
-                    FenceRequest::new(&target, action, &format!("cluster:{} ({why})", self.name));
-                warn!(node = %target, %action, reason = %why, "fencing a member: {why}");
-                self.spawn_fence(req, target, target_id, covers);
+                let actions = self.machine.fence_member(target_id);
+                if actions.is_empty() {
+                    info!(node = %target, "not fencing {target} again: no member, or a fence of it is running");
+                    return Next::Go;
+                }
+                warn!(node = %target, reason = %why, "fencing a member: {why}");
+                for a in actions {
+                    match a {
+                        Action::Send(msg) => {
+                            self.send(&msg);
+                        }
+                        Action::Fence {
+                            target,
+                            target_id,
+                            action,
+                            covers,
+                            ..
+                        } => {
+                            let origin = format!("cluster:{} ({why})", self.name);
+                            let req = FenceRequest::new(&target, action, &origin);
+                            self.spawn_fence(req, target, target_id, covers);
+                        }
+                        other => return self.apply(vec![other]).await,
+                    }
+                }
                 Next::Go
             }
         }

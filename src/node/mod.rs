@@ -57,6 +57,9 @@ pub enum NodeError {
     /// Supervision could not start or go on.
     #[error("{0}")]
     Supervision(String),
+    /// The resource manager could not start.
+    #[error("{0}")]
+    Resources(String),
     /// The cluster membership could not start, or refused this member.
     #[error("{0}")]
     Cluster(#[from] crate::cluster::ClusterError),
@@ -121,6 +124,17 @@ impl Daemon {
             None => None,
         };
 
+        if !config.resources.is_empty() && config.cluster.is_some() {
+            // what systemd-tmpfiles does for resource-agents: the agents'
+            // state files live there (HA_RSCTMP)
+            let dir = &config.daemon.resource_tmp;
+            std::fs::create_dir_all(dir).map_err(|e| {
+                NodeError::Resources(format!(
+                    "cannot create the agents' state directory {} ([daemon] resource_tmp): {e}",
+                    dir.display()
+                ))
+            })?;
+        }
         let (fencer, engine) = Fencer::start(config, overrides)?;
         let access: Access = server::access_for(config.daemon.socket_group.as_deref());
         let listener = server::bind(&config.daemon.socket, &access).await?;

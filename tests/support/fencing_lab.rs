@@ -693,6 +693,9 @@ devices = ["bmc-node{j}"]
             let _ = c.kill();
             let _ = c.wait();
         }
+        // HA_RSCTMP is a tmpfs on a real node: a boot starts it empty
+        let _ = std::fs::remove_dir_all(self.rsctmp(i));
+        let _ = std::fs::create_dir_all(self.rsctmp(i));
         self.cluster.restart(i);
         self.cluster
             .wait_members(i, self.opts.nodes, Duration::from_secs(30));

@@ -9,7 +9,9 @@
 # (eth0) goes down and every process in NS (corosync, ironfenced) gets
 # SIGKILL, by PID (`ip netns pids`). Powering it on only brings the link back
 # and records the state: the test "boots" the node by starting its processes
-# again when it sees the power come back. `reset` is off then on.
+# again when it sees the power come back. `reset` is off then on. Like a
+# real power loss, it drops the addresses an agent added (a VIP: the
+# secondary addresses of eth0); the lab's boot empties the node's HA_RSCTMP.
 set -eu
 statefile=$1
 ns=$2
@@ -19,6 +21,8 @@ op=$1
 
 kill_node() {
     ip -n "$ns" link set eth0 down 2>/dev/null || true
+    # addresses an agent added (a VIP) do not survive a power loss
+    ip -n "$ns" addr flush dev eth0 secondary 2>/dev/null || true
     pids=$(ip netns pids "$ns" 2>/dev/null || true)
     if [ -n "$pids" ]; then
         # shellcheck disable=SC2086

@@ -1,7 +1,8 @@
 #!/bin/sh
 # netns.sh - the network of a corosync lab cluster, entirely inside network
 # namespaces (nothing is added to the root namespace):
-#   PREFIX-sw        a Linux bridge br0 (the switch)
+#   PREFIX-sw        a Linux bridge br0 (the switch) with 192.0.2.254/24:
+#                    a client of the cluster's services (a VIP)
 #   PREFIX-n1..nN    node I: eth0 = 192.0.2.I/24 (TEST-NET-1), a veth whose
 #                    peer pI sits on the bridge; lo up
 # Each cluster has a bridge of its own, so clusters with different prefixes
@@ -26,6 +27,7 @@ up)
     ip netns add "$prefix-sw"
     ip -n "$prefix-sw" link set lo up
     ip -n "$prefix-sw" link add br0 type bridge
+    ip -n "$prefix-sw" addr add 192.0.2.254/24 dev br0
     ip -n "$prefix-sw" link set br0 up
     i=1
     while [ "$i" -le "$n" ]; do

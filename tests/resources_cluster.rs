@@ -1,0 +1,544 @@
+//! `ironfenced` as a resource manager: real corosync 3 clusters in network
+//! namespaces, one OpenIPMI `ipmi_sim` BMC per node whose power-off kills
+//! the node (tests/support/fencing_lab.rs), and Debian's own OCF agents
+//! (`ocf:heartbeat:IPaddr2`, `Dummy`, `Delay`) run by the daemons. A small
+//! HTTP server listens on every node; a client on the switch asks the VIP
+//! which node answers. The tests check where things run, in what order,
+//! and above all that nothing starts elsewhere before its node is fenced.
+#![cfg(feature = "corosync")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use serde_json::Value;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use support::fencing_lab::{FenceLab, Options};
+
+const VIP: &str = "192.0.2.100";
+/// Until a fresh cluster placed and started everything.
+const SETTLED_WITHIN: Duration = Duration::from_secs(30);
+/// token 1000 + consensus 1200 + fence + start + slack.
+const MOVED_WITHIN: Duration = Duration::from_secs(20);
+
+/// A VIP and a Dummy "service" in one group (started in this order).
+fn web_group() -> String {
+    format!(
+        r#"
+[[resource]]
+id = "vip"
+agent = "ocf:heartbeat:IPaddr2"
+params = {{ ip = "{VIP}", cidr_netmask = "24", nic = "eth0" }}
+monitor = {{ interval = "2s", timeout = "10s" }}
+
+[[resource]]
+id = "www"
+agent = "ocf:heartbeat:Dummy"
+monitor = {{ interval = "2s", timeout = "10s" }}
+
+[[group]]
+id = "web"
+members = ["vip", "www"]
+"#
+    )
+}
+
+fn lab_with(nodes: usize, resources: String) -> FenceLab {
+    let mut opts = Options::nodes(nodes);
+    opts.resources = resources;
+    FenceLab::start(opts)
+}
+
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// The one node node I sees running RSC (waits for exactly one).
+fn wait_one(lab: &FenceLab, i: usize, rsc: &str, limit: Duration) -> String {
+    let mut on = Vec::new();
+    lab.wait_for(&format!("{rsc} running on one node"), limit, |lab| {
+        on = lab.running(i, rsc);
+        on.len() == 1
+    });
+    on.remove(0)
+}
+
+fn node_no(name: &str) -> usize {
+    name.trim_start_matches("node").parse().unwrap()
+}
+
+/// node I's view of resource RSC.
+fn view_of(lab: &FenceLab, i: usize, rsc: &str) -> Value {
+    lab.resources(i)["status"]["resources"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["id"] == rsc)
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+/// Poll the VIP from the switch until `done` says stop; every answer with
+/// its time (unix seconds).
+fn watch_vip(
+    lab: &FenceLab,
+    limit: Duration,
+    mut done: impl FnMut(&str) -> bool,
+) -> Vec<(f64, String)> {
+    let start = Instant::now();
+    let mut seen = Vec::new();
+    while start.elapsed() < limit {
+        let t = now();
+        if let Some(who) = lab.http_node(VIP) {
+            let stop = done(&who);
+            seen.push((t, who));
+            if stop {
+                return seen;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!(
+        "the VIP did not move within {limit:?}; answers: {seen:?}\n{}",
+        lab.logs()
+    );
+}
+
+/// The (resource, action) pairs node I's daemon ran to the end, in order,
+/// from its log ("done" lines; probes and monitors are not logged there).
+fn actions_in_log(lab: &FenceLab, i: usize) -> Vec<(String, String)> {
+    lab.daemon_log(i)
+        .lines()
+        .filter(|l| l.contains(" done ") && l.contains("rsc="))
+        .filter_map(|l| {
+            let field = |k: &str| {
+                l.split_whitespace()
+                    .find_map(|w| w.strip_prefix(k))
+                    .map(|v| v.trim_matches('"').to_string())
+            };
+            Some((field("rsc=")?, field("action=")?))
+        })
+        .collect()
+}
+
+#[test]
+fn power_loss_moves_the_vip_to_a_survivor_only_after_the_fence_record() {
+    let mut lab = lab_with(3, web_group());
+    for i in 1..=3 {
+        lab.start_http(i);
+    }
+    let holder = wait_one(&lab, 1, "www", SETTLED_WITHIN);
+    let h = node_no(&holder);
+    lab.wait_for("the VIP answers from its holder", SETTLED_WITHIN, |lab| {
+        lab.http_node(VIP).as_deref() == Some(holder.as_str())
+    });
+    let survivors: Vec<usize> = (1..=3).filter(|&i| i != h).collect();
+    assert_eq!(lab.running(survivors[0], "vip"), vec![holder.clone()]);
+
+    // The holder's cluster stack dies; the node itself (and its VIP) stays
+    // up until its BMC powers it off: nobody may take the VIP before that.
+    let t_crash = now();
+    lab.crash(h);
+    let seen = watch_vip(&lab, MOVED_WITHIN, |who| who != holder);
+    let (t_new, new_holder) = seen.last().cloned().unwrap();
+    eprintln!(
+        "power-off of {holder} {:.2} s after the crash, VIP answering on {new_holder} {:.2} s after",
+        lab.power_off_times(h)[0] - t_crash,
+        t_new - t_crash
+    );
+    let offs = lab.power_off_times(h);
+    assert_eq!(offs.len(), 1, "{:?}", lab.power_log(h));
+    assert!(
+        t_new > offs[0],
+        "{new_holder} answered at {t_new} before {holder} was powered off at {}",
+        offs[0]
+    );
+    for &i in &survivors {
+        let f = lab.fences_of(i, h);
+        assert_eq!(f.len(), 1, "node{i}'s record of {holder}: {f:?}");
+    }
+    assert!(
+        seen.iter()
+            .all(|(t, who)| *who == holder && *t < offs[0] || *who == new_holder),
+        "answers: {seen:?}"
+    );
+    // the group moved whole
+    for &i in &survivors {
+        lab.wait_for("both members on the new holder", MOVED_WITHIN, |lab| {
+            lab.running(i, "vip") == vec![new_holder.clone()]
+                && lab.running(i, "www") == vec![new_holder.clone()]
+        });
+    }
+}
+
+#[test]
+fn fencing_that_fails_leaves_the_vip_stopped_until_a_human_confirms() {
+    let mut lab = lab_with(3, web_group());
+    for i in 1..=3 {
+        lab.start_http(i);
+    }
+    let holder = wait_one(&lab, 1, "vip", SETTLED_WITHIN);
+    let h = node_no(&holder);
+    let s: Vec<usize> = (1..=3).filter(|&i| i != h).collect();
+    lab.silence_bmc(h);
+    lab.crash(h);
+    let why = format!("blocked: waiting for fencing of {holder}");
+    for &i in &s {
+        lab.wait_for(&format!("node{i} says why"), MOVED_WITHIN, |lab| {
+            ["vip", "www"]
+                .iter()
+                .all(|r| view_of(lab, i, r)["blocked"].as_str() == Some(why.as_str()))
+        });
+    }
+    // the fence keeps failing: nothing starts on a survivor, for a while
+    let until = Instant::now() + Duration::from_secs(8);
+    while Instant::now() < until {
+        for &i in &s {
+            for r in ["vip", "www"] {
+                let on = lab.running(i, r);
+                assert!(
+                    on.iter().all(|n| *n == holder),
+                    "{r} started on {on:?} with {holder} unfenced\n{}",
+                    lab.logs()
+                );
+            }
+        }
+        assert!(actions_in_log(&lab, s[0]).is_empty());
+        assert!(actions_in_log(&lab, s[1]).is_empty());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (code, text_status, _) = lab.cli(s[0], &["cluster", "status"]);
+    assert_eq!(code, 0);
+    assert!(lab.fences_of(s[0], h).is_empty(), "{text_status}");
+    let text = std::process::Command::new(env!("CARGO_BIN_EXE_ironfence"))
+        .arg("--socket")
+        .arg(lab.socket(s[0]))
+        .args(["resource", "status"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains(&why), "{text}");
+
+    // a human pulls the plug and says so
+    lab.pull_plug(h);
+    let (code, _, err) = lab.cli(s[1], &["confirm", &holder]);
+    assert_eq!(code, 0, "confirm: {err}");
+    let seen = watch_vip(&lab, MOVED_WITHIN, |who| who != holder);
+    let new_holder = &seen.last().unwrap().1;
+    assert!(s.contains(&node_no(new_holder)), "{seen:?}");
+    for &i in &s {
+        assert!(view_of(&lab, i, "vip")["blocked"].is_null());
+        assert_eq!(lab.fences_of(i, h)[0]["state"], "confirmed");
+    }
+}
+
+#[test]
+fn anti_affinity_keeps_two_resources_apart_after_a_failover() {
+    // a prefers node1, then node2; b prefers node2; they never share a node
+    let rsc = r#"
+[[resource]]
+id = "a"
+agent = "ocf:heartbeat:Dummy"
+monitor = { interval = "2s" }
+
+[[resource]]
+id = "b"
+agent = "ocf:heartbeat:Dummy"
+monitor = { interval = "2s" }
+
+[[colocation]]
+resource = "a"
+with = "b"
+score = "-INFINITY"
+
+[[location]]
+resource = "a"
+node = "node1"
+score = 100
+
+[[location]]
+resource = "a"
+node = "node2"
+score = 50
+
+[[location]]
+resource = "b"
+node = "node2"
+score = 100
+"#;
+    let mut lab = lab_with(3, rsc.to_string());
+    assert_eq!(wait_one(&lab, 2, "a", SETTLED_WITHIN), "node1");
+    assert_eq!(wait_one(&lab, 2, "b", SETTLED_WITHIN), "node2");
+    lab.crash(1);
+    lab.wait_for("a moved", MOVED_WITHIN, |lab| {
+        lab.running(2, "a") == vec!["node3"]
+    });
+    assert!(
+        !lab.fences_of(2, 1).is_empty(),
+        "a moved before node1's fence"
+    );
+    assert_eq!(lab.running(3, "b"), vec!["node2"], "b stayed");
+    // b never stopped
+    assert_eq!(
+        actions_in_log(&lab, 2),
+        vec![("b".to_string(), "start".to_string())]
+    );
+}
+
+#[test]
+fn groups_and_orders_start_in_order_and_standby_drains_in_reverse() {
+    // d1 takes a second to start: d2 must wait for it, and c (ordered
+    // after the whole group, elsewhere) too
+    let rsc = r#"
+[[resource]]
+id = "d1"
+agent = "ocf:heartbeat:Delay"
+params = { startdelay = 1, stopdelay = 0, mondelay = 0 }
+timeouts = { start = "10s", stop = "10s" }
+
+[[resource]]
+id = "d2"
+agent = "ocf:heartbeat:Dummy"
+
+[[resource]]
+id = "d3"
+agent = "ocf:heartbeat:Dummy"
+
+[[group]]
+id = "g"
+members = ["d1", "d2", "d3"]
+
+[[resource]]
+id = "c"
+agent = "ocf:heartbeat:Dummy"
+
+[[order]]
+first = "g"
+then = "c"
+
+[[colocation]]
+resource = "c"
+with = "g"
+score = "-INFINITY"
+
+[[location]]
+resource = "g"
+node = "node2"
+score = 100
+"#;
+    let mut lab = lab_with(3, rsc.to_string());
+    let _ = &mut lab;
+    for r in ["d1", "d2", "d3"] {
+        assert_eq!(wait_one(&lab, 1, r, SETTLED_WITHIN), "node2");
+    }
+    let c_on = wait_one(&lab, 1, "c", SETTLED_WITHIN);
+    assert_ne!(c_on, "node2");
+    let start = |r: &str| (r.to_string(), "start".to_string());
+    let stop = |r: &str| (r.to_string(), "stop".to_string());
+    assert_eq!(
+        actions_in_log(&lab, 2),
+        vec![start("d1"), start("d2"), start("d3")]
+    );
+    // c waited for the whole group: its start began after d3's ended
+    let at = |i: usize, rsc: &str, what: &str| -> String {
+        lab.daemon_log(i)
+            .lines()
+            .find(|l| {
+                l.contains(what) && l.contains(&format!("rsc={rsc} ")) && l.contains("action=start")
+            })
+            .map(|l| l.split_whitespace().next().unwrap().to_string())
+            .unwrap_or_else(|| panic!("no {what} of {rsc} on node{i}"))
+    };
+    let c = node_no(&c_on);
+    assert!(
+        at(c, "c", "running") >= at(2, "d3", " done "),
+        "c before the group\n{}",
+        lab.logs()
+    );
+
+    let (code, _, err) = lab.cli(1, &["node", "standby", "node2"]);
+    assert_eq!(code, 0, "{err}");
+    lab.wait_for("the group left node2", MOVED_WITHIN, |lab| {
+        ["d1", "d2", "d3"].iter().all(|r| {
+            let on = lab.running(1, r);
+            on.len() == 1 && on[0] != "node2"
+        })
+    });
+    assert_eq!(
+        actions_in_log(&lab, 2),
+        vec![
+            start("d1"),
+            start("d2"),
+            start("d3"),
+            stop("d3"),
+            stop("d2"),
+            stop("d1")
+        ]
+    );
+    // c had to make room (anti-affinity) or stays: either way never with g
+    let g_on = lab.running(1, "d1")[0].clone();
+    lab.wait_for("c apart from g", MOVED_WITHIN, |lab| {
+        let c = lab.running(1, "c");
+        c.len() == 1 && c[0] != g_on && c[0] != "node2"
+    });
+    assert!(lab.fences_of(1, 2).is_empty(), "standby fenced nobody");
+    let v = lab.resources(3);
+    assert_eq!(v["status"]["standby"], serde_json::json!(["node2"]));
+    let (code, _, err) = lab.cli(3, &["node", "unstandby", "node2"]);
+    assert_eq!(code, 0, "{err}");
+    lab.wait_for("standby cleared everywhere", MOVED_WITHIN, |lab| {
+        (1..=3).all(|i| lab.resources(i)["status"]["standby"] == serde_json::json!([]))
+    });
+}
+
+#[test]
+fn a_monitor_failure_restarts_in_place_and_moves_at_the_threshold() {
+    let rsc = r#"
+[[resource]]
+id = "svc"
+agent = "ocf:heartbeat:Dummy"
+monitor = { interval = "1s", timeout = "5s" }
+meta = { migration_threshold = 2 }
+
+[[location]]
+resource = "svc"
+node = "node1"
+score = 100
+"#;
+    let mut lab = lab_with(3, rsc.to_string());
+    let _ = &mut lab;
+    assert_eq!(wait_one(&lab, 2, "svc", SETTLED_WITHIN), "node1");
+    let state = lab.rsctmp(1).join("Dummy-svc.state");
+    let starts = |lab: &FenceLab| {
+        actions_in_log(lab, 1)
+            .iter()
+            .filter(|(r, a)| r == "svc" && a == "start")
+            .count()
+    };
+    assert_eq!(starts(&lab), 1);
+    // the service dies behind the agent's back
+    std::fs::remove_file(&state).expect("Dummy's state file");
+    lab.wait_for("svc restarted on node1", MOVED_WITHIN, |lab| {
+        starts(lab) == 2 && lab.running(2, "svc") == vec!["node1"]
+    });
+    let v = view_of(&lab, 2, "svc");
+    assert_eq!(v["failcounts"]["node1"], 1, "{v}");
+    // again: the threshold (2) is reached, it moves
+    lab.wait_for("state file back", MOVED_WITHIN, |_| state.exists());
+    std::fs::remove_file(&state).expect("Dummy's state file");
+    lab.wait_for("svc moved away from node1", MOVED_WITHIN, |lab| {
+        let on = lab.running(2, "svc");
+        on.len() == 1 && on[0] != "node1"
+    });
+    assert_eq!(starts(&lab), 2, "not started a third time on node1");
+    let v = view_of(&lab, 3, "svc");
+    assert_eq!(v["failcounts"]["node1"], 2, "{v}");
+    assert!(
+        lab.fences_of(2, 1).is_empty(),
+        "a monitor failure fences nobody"
+    );
+    // cleanup forgets the failures: it goes home
+    let (code, _, err) = lab.cli(3, &["resource", "cleanup", "svc"]);
+    assert_eq!(code, 0, "{err}");
+    lab.wait_for("svc back on node1", MOVED_WITHIN, |lab| {
+        lab.running(2, "svc") == vec!["node1"]
+    });
+}
+
+#[test]
+fn a_stop_that_times_out_fences_the_node_before_the_resource_moves() {
+    let rsc = r#"
+[[resource]]
+id = "slow"
+agent = "ocf:heartbeat:Delay"
+params = { startdelay = 0, stopdelay = 30, mondelay = 0 }
+timeouts = { start = "5s", stop = "2s" }
+
+[[location]]
+resource = "slow"
+node = "node2"
+score = 100
+"#;
+    let mut lab = lab_with(3, rsc.to_string());
+    let _ = &mut lab;
+    assert_eq!(wait_one(&lab, 1, "slow", SETTLED_WITHIN), "node2");
+    let (code, _, err) = lab.cli(1, &["resource", "move", "slow", "node3"]);
+    assert_eq!(code, 0, "{err}");
+    lab.wait_for("slow on node3", Duration::from_secs(30), |lab| {
+        lab.running(1, "slow") == vec!["node3"]
+    });
+    let offs = lab.power_off_times(2);
+    assert_eq!(offs.len(), 1, "node2 fenced once: {:?}", lab.power_log(2));
+    let f = lab.fences_of(1, 2);
+    assert_eq!(f.len(), 1, "{f:?}");
+    // node3 started it after node2 was powered off
+    let started = lab
+        .daemon_log(3)
+        .lines()
+        .find(|l| l.contains("running rsc=slow action=start"))
+        .map(|l| l.split_whitespace().next().unwrap().to_string())
+        .expect("node3 started slow");
+    let t = chrono_like(&started);
+    assert!(t > offs[0], "started at {t}, node2 off at {}", offs[0]);
+}
+
+/// Unix seconds of an RFC 3339 UTC timestamp as the daemon logs it.
+fn chrono_like(ts: &str) -> f64 {
+    let out = std::process::Command::new("date")
+        .args(["-u", "-d", ts, "+%s.%N"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+#[test]
+fn sixteen_nodes_lose_one_and_fifteen_clone_instances_keep_running() {
+    let rsc = r#"
+[[resource]]
+id = "agentd"
+agent = "ocf:heartbeat:Dummy"
+monitor = { interval = "5s" }
+
+[[clone]]
+id = "agentd-clone"
+resource = "agentd"
+"#;
+    let n = 16;
+    let mut lab = lab_with(n, rsc.to_string());
+    lab.wait_for("16 instances", Duration::from_secs(60), |lab| {
+        lab.running(1, "agentd").len() == n
+    });
+    let victim = 7;
+    lab.crash(victim);
+    lab.wait_for("node7 fenced", MOVED_WITHIN, |lab| {
+        !lab.fences_of(1, victim).is_empty()
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let expect: Vec<String> = {
+        let mut v: Vec<String> = (1..=n)
+            .filter(|&i| i != victim)
+            .map(|i| format!("node{i}"))
+            .collect();
+        v.sort();
+        v
+    };
+    for i in (1..=n).filter(|&i| i != victim) {
+        assert_eq!(lab.running(i, "agentd"), expect, "node{i}'s view");
+        // one start, never a stop, one instance's state file
+        assert_eq!(
+            actions_in_log(&lab, i),
+            vec![("agentd".to_string(), "start".to_string())],
+            "node{i}"
+        );
+        let files = std::fs::read_dir(lab.rsctmp(i))
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.file_name().to_string_lossy().starts_with("Dummy-"))
+            })
+            .count();
+        assert_eq!(files, 1, "instances on node{i}");
+    }
+}
