@@ -10,6 +10,7 @@ mod support;
 
 use serde_json::Value;
 use std::time::Duration;
+use support::bench::{first_after, median, now_s};
 use support::fencing_lab::{FenceLab, Options, SBD_MSGWAIT};
 
 /// token 1000 + consensus 1200 + fence + slack.
@@ -412,78 +413,6 @@ fn status_without_a_daemon_exits_102() {
 // cluster_corosync bench -- --ignored --nocapture` (IRONFENCE_BENCH_RUNS,
 // default 10). The same fault in the same lab, first with ironfenced, then
 // with Pacemaker 2.1 + fence_ipmilan: kill -9 node3's corosync.
-
-/// Unix seconds of a corosync/Pacemaker log line ("Dec 07 02:25:31.904 ..."), UTC.
-fn log_time(line: &str, year: i64) -> Option<f64> {
-    let mut it = line.split_whitespace();
-    let month = match it.next()? {
-        "Jan" => 1,
-        "Feb" => 2,
-        "Mar" => 3,
-        "Apr" => 4,
-        "May" => 5,
-        "Jun" => 6,
-        "Jul" => 7,
-        "Aug" => 8,
-        "Sep" => 9,
-        "Oct" => 10,
-        "Nov" => 11,
-        "Dec" => 12,
-        _ => return None,
-    };
-    let day: i64 = it.next()?.parse().ok()?;
-    let mut hms = it.next()?.split(':');
-    let h: f64 = hms.next()?.parse().ok()?;
-    let m: f64 = hms.next()?.parse().ok()?;
-    let s: f64 = hms.next()?.parse().ok()?;
-    // days from civil (proleptic Gregorian)
-    let (y, mo) = if month <= 2 {
-        (year - 1, month + 9)
-    } else {
-        (year, month - 3)
-    };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * mo + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146097 + doe - 719468;
-    Some(days as f64 * 86400.0 + h * 3600.0 + m * 60.0 + s)
-}
-
-fn now_s() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-}
-
-fn year_now() -> i64 {
-    let days = (now_s() / 86400.0) as i64;
-    // good enough for a log parser: 365.2425-day years from 1970
-    1970 + (days as f64 / 365.2425) as i64
-}
-
-/// First line of `text` after t0 that contains every needle: its time - t0.
-fn first_after(text: &str, t0: f64, needles: &[&str]) -> Option<f64> {
-    let year = year_now();
-    text.lines()
-        .filter(|l| needles.iter().all(|n| l.contains(n)))
-        .filter_map(|l| log_time(l, year))
-        .find(|t| *t >= t0 - 0.002)
-        .map(|t| t - t0)
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let n = v.len();
-    if n == 0 {
-        f64::NAN
-    } else if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
 
 #[derive(Default, Debug)]
 struct Trial {

@@ -62,6 +62,10 @@ pub struct Options {
     pub cluster_extra: String,
     /// Resource sections (same on every node).
     pub resources: String,
+    /// For [`Stack::Pacemaker`]: CIB `<primitive>`s and constraints added
+    /// next to the fence devices (the same services as `resources`).
+    pub pcmk_resources: String,
+    pub pcmk_constraints: String,
 }
 
 impl Options {
@@ -74,6 +78,8 @@ impl Options {
             fence_action: "reboot",
             cluster_extra: String::new(),
             resources: String::new(),
+            pcmk_resources: String::new(),
+            pcmk_constraints: String::new(),
         }
     }
 }
@@ -682,6 +688,11 @@ devices = ["bmc-node{j}"]
         signal(self.bmcs[j - 1].id(), Signal::SIGSTOP);
     }
 
+    /// Let node J's BMC answer again after [`silence_bmc`](FenceLab::silence_bmc).
+    pub fn wake_bmc(&self, j: usize) {
+        signal(self.bmcs[j - 1].id(), Signal::SIGCONT);
+    }
+
     /// Boot node I again after its BMC powered it on: corosync, then
     /// ironfenced (or pacemakerd, with a fresh /run).
     pub fn boot(&mut self, i: usize) {
@@ -783,7 +794,9 @@ devices = ["bmc-node{j}"]
                 r#"<rsc_location id="fence-node{j}-not-on-node{j}" rsc="fence-node{j}" node="node{j}" score="-INFINITY"/>"#
             ));
         }
+        resources.push_str(&self.opts.pcmk_resources);
         resources.push_str("</resources>");
+        constraints.push_str(&self.opts.pcmk_constraints);
         constraints.push_str("</constraints>");
         for (scope, xml) in [
             ("crm_config", crm_config.to_string()),

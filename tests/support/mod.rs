@@ -32,6 +32,7 @@
 
 #![allow(dead_code)]
 
+pub mod bench;
 pub mod corosync;
 pub mod fencing_lab;
 pub mod qemu;

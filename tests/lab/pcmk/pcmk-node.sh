@@ -3,7 +3,7 @@
 # namespace NS, where corosync runs, with a private mount namespace:
 #   /var/lib/pacemaker  <- DIR/varlib   (fresh CIB, owned by hacluster)
 #   /var/log/pacemaker  <- DIR/log      (pacemaker.log is written here)
-#   /run                <- DIR/run
+#   /run                <- DIR/run (with resource-agents/, the agents' HA_RSCTMP)
 #   /usr/sbin           <- overlay: lower /usr/sbin, upper DIR/sbin-upper
 # A node without a CIB starts from cib-seed.xml (beside this script).
 # Each FILE (e.g. fence-agents/fence_ironfence_ipmi and the ironfence binary)
@@ -17,7 +17,7 @@ NS=$1
 D=$2
 shift 2
 mkdir -p "$D/varlib/cib" "$D/varlib/pengine" "$D/varlib/blackbox" "$D/varlib/cores" \
-    "$D/log" "$D/run" "$D/sbin-upper" "$D/sbin-work"
+    "$D/log" "$D/run/resource-agents" "$D/sbin-upper" "$D/sbin-work"
 here=$(cd "$(dirname -- "$0")" && pwd)
 [ -e "$D/varlib/cib/cib.xml" ] || cp "$here/cib-seed.xml" "$D/varlib/cib/cib.xml"
 chmod 600 "$D/varlib/cib/cib.xml"
