@@ -628,6 +628,14 @@ fn vip_trial(lab: &mut FenceLab, pacemaker: bool, run: usize, silent_bmc: bool) 
     lab.wait_for("the VIP on node3 alone", Duration::from_secs(30), |lab| {
         vip_holders(lab) == vec![3]
     });
+    if !pacemaker {
+        // steady state: the start's answer is in (IPaddr2 answers HTTP
+        // before its start returns)
+        lab.wait_for("vip started on node3", Duration::from_secs(30), |lab| {
+            let v = view_of(lab, 1, "vip");
+            lab.running(1, "vip") == vec!["node3"] && v["pending"] == serde_json::json!([])
+        });
+    }
     let t0 = now();
     if silent_bmc {
         lab.silence_bmc(3);

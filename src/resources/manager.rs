@@ -236,6 +236,30 @@ impl Manager {
                 Presence::Joining | Presence::Unclean => {}
             }
         }
+        // An action in flight on a node that became UNCLEAN did something
+        // nobody knows (a start may have finished just before the node
+        // died): the resource counts as active there until the fence.
+        for o in self.pending.values() {
+            let unclean = view
+                .nodes
+                .iter()
+                .any(|n| n.name == o.node && n.state == Presence::Unclean);
+            if !unclean {
+                continue;
+            }
+            if let Some(r) = self.reports.get_mut(&o.node) {
+                let l = r.resources.entry(o.rsc.clone()).or_insert(LocalRsc {
+                    state: RscState::Stopped,
+                    failcount: 0,
+                    last_failure_ms: None,
+                    last_error: None,
+                });
+                if !l.state.active() {
+                    l.state = RscState::Failed;
+                    l.last_error = Some(format!("{} in flight when {} was lost", o.action, o.node));
+                }
+            }
+        }
         // orders for nodes that are gone will never be done
         self.pending.retain(|_, o| {
             view.nodes

@@ -678,3 +678,29 @@ fn the_event_log_tells_the_story() {
     assert!(later.events.is_empty());
     assert!(st.text().contains("n3"));
 }
+
+#[test]
+fn a_member_fenced_for_a_failed_stop_that_vanishes_meanwhile_is_fenced_once() {
+    let mut sim = Sim::new(3);
+    sim.start_all();
+    // the coordinator fences n2 while it is still a member
+    let a = sim.nodes[0].m.fence_member(2);
+    sim.apply(0, a);
+    sim.flush();
+    assert_eq!(sim.nodes[0].fences.len(), 1);
+    assert_eq!(sim.nodes[0].fences[0].0, "n2");
+    assert!(
+        sim.nodes[0].m.fence_member(2).is_empty(),
+        "asked twice: one fence"
+    );
+    // the fence kills it before its result is in: no second fence
+    sim.lose(1, Reason::NodeDown);
+    sim.quorum_all(0, &[1, 3], true);
+    sim.advance(Duration::from_secs(10));
+    assert_eq!(sim.fences_total(), 1, "{:?}", sim.nodes[0].fences);
+    assert_eq!(sim.state(2, "n2"), "UNCLEAN (offline)");
+    sim.finish_fence(0, "n2", true);
+    assert_eq!(sim.state(2, "n2"), "offline (fenced)");
+    sim.advance(Duration::from_secs(100));
+    assert_eq!(sim.fences_total(), 0);
+}

@@ -40,6 +40,9 @@ struct Sim {
     /// (node, rsc) whose stop fails / whose start fails
     stop_fails: BTreeSet<(String, String)>,
     start_fails: BTreeSet<(String, String)>,
+    /// (node, rsc) whose actions take effect but never report back (the
+    /// node dies while its agent runs)
+    held: BTreeSet<(String, String)>,
     wall: u64,
 }
 
@@ -54,6 +57,20 @@ impl Sim {
         truth: &mut BTreeSet<(String, String)>,
         start_fails: BTreeSet<(String, String)>,
     ) -> Sim {
+        Sim::build_with(n, cfg, truth, start_fails, BTreeSet::new())
+    }
+
+    fn build_held(n: usize, cfg: ResourcesConfig, held: BTreeSet<(String, String)>) -> Sim {
+        Sim::build_with(n, cfg, &mut BTreeSet::new(), BTreeSet::new(), held)
+    }
+
+    fn build_with(
+        n: usize,
+        cfg: ResourcesConfig,
+        truth: &mut BTreeSet<(String, String)>,
+        start_fails: BTreeSet<(String, String)>,
+        held: BTreeSet<(String, String)>,
+    ) -> Sim {
         let names: Vec<String> = (1..=n).map(|i| format!("n{i}")).collect();
         let mut sim = Sim {
             names: names.clone(),
@@ -65,6 +82,7 @@ impl Sim {
             fences: Vec::new(),
             stop_fails: BTreeSet::new(),
             start_fails,
+            held,
             wall: 1_000,
         };
         for (i, name) in names.iter().enumerate() {
@@ -140,7 +158,7 @@ impl Sim {
                             OcfStatus::GenericError
                         }
                         OcfAction::Start => {
-                            self.truth.insert(key);
+                            self.truth.insert(key.clone());
                             OcfStatus::Success
                         }
                         OcfAction::Stop if self.stop_fails.contains(&key) => OcfStatus::TimedOut,
@@ -150,6 +168,9 @@ impl Sim {
                         }
                         _ => OcfStatus::Success,
                     };
+                    if self.held.contains(&key) {
+                        continue;
+                    }
                     let wall = self.wall;
                     let effects = self
                         .managers
@@ -293,6 +314,31 @@ fn a_lost_nodes_resource_waits_for_the_fence() {
     assert_eq!(now.len(), 1);
     assert_ne!(now[0], first);
     assert!(sim.status().resources[0].blocked.is_none());
+}
+
+#[test]
+fn a_start_in_flight_on_a_lost_node_waits_for_the_fence() {
+    // n1 gets the start; its agent brings vip up, and n1 dies before the
+    // answer is reported: vip may well run there, nobody may start it
+    let mut held = BTreeSet::new();
+    held.insert(("n1".to_string(), "vip".to_string()));
+    let mut sim = Sim::build_held(3, cfg(&["vip"]), held);
+    assert_eq!(sim.on("vip"), vec!["n1"]);
+    assert_eq!(sim.log, vec!["start vip on n1"]);
+    sim.lose("n1");
+    assert_eq!(
+        sim.log,
+        vec!["start vip on n1"],
+        "started elsewhere before the fence"
+    );
+    let st = sim.status();
+    assert_eq!(
+        st.resources[0].blocked.as_deref(),
+        Some("blocked: waiting for fencing of n1")
+    );
+    sim.fenced("n1");
+    assert_eq!(sim.on("vip").len(), 1);
+    assert_ne!(sim.on("vip")[0], "n1");
 }
 
 #[test]
