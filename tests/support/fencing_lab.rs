@@ -444,11 +444,15 @@ devices = ["bmc-node{j}"]
     }
 
     /// Pull node I's plug by hand (what a human checks before `confirm`):
-    /// its links go down and every process in it is killed.
+    /// its links go down, the addresses agents added (a VIP) are gone as
+    /// after any power loss, and every process in it is killed.
     pub fn pull_plug(&mut self, i: usize) {
         let ns = self.cluster.ns(i);
         let _ = Command::new("ip")
             .args(["-n", &ns, "link", "set", "eth0", "down"])
+            .status();
+        let _ = Command::new("ip")
+            .args(["-n", &ns, "addr", "flush", "dev", "eth0", "secondary"])
             .status();
         let pids = Command::new("ip")
             .args(["netns", "pids", &ns])
