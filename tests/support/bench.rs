@@ -41,7 +41,7 @@ pub fn log_time(line: &str, year: i64) -> Option<f64> {
 pub fn now_s() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
+        .expect("the clock is after 1970")
         .as_secs_f64()
 }
 
@@ -62,7 +62,7 @@ pub fn first_after(text: &str, t0: f64, needles: &[&str]) -> Option<f64> {
 }
 
 pub fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v.sort_by(|a, b| a.total_cmp(b));
     let n = v.len();
     if n == 0 {
         f64::NAN
