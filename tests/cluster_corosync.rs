@@ -10,7 +10,7 @@ mod support;
 
 use serde_json::Value;
 use std::time::Duration;
-use support::bench::{first_after, median, now_s};
+use support::bench::{corosync_detect, first_after, median, now_s};
 use support::fencing_lab::{FenceLab, Options, SBD_MSGWAIT};
 
 /// token 1000 + consensus 1200 + fence + slack.
@@ -421,12 +421,6 @@ struct Trial {
     bmc_off: f64,
     recorded: f64,
     recorded_all: f64,
-}
-
-fn corosync_detect(lab: &FenceLab, t0: f64) -> f64 {
-    let log =
-        std::fs::read_to_string(lab.cluster.node_dir(1).join("corosync.log")).unwrap_or_default();
-    first_after(&log, t0, &["A new membership", "Members left: 3"]).unwrap_or(f64::NAN)
 }
 
 /// Node 3's BMC's first `set power 0` after t0, relative to it.

@@ -334,8 +334,7 @@ resource = "g"
 node = "node2"
 score = 100
 "#;
-    let mut lab = lab_with(3, rsc.to_string());
-    let _ = &mut lab;
+    let lab = lab_with(3, rsc.to_string());
     for r in ["d1", "d2", "d3"] {
         assert_eq!(wait_one(&lab, 1, r, SETTLED_WITHIN), "node2");
     }
@@ -413,8 +412,7 @@ resource = "svc"
 node = "node1"
 score = 100
 "#;
-    let mut lab = lab_with(3, rsc.to_string());
-    let _ = &mut lab;
+    let lab = lab_with(3, rsc.to_string());
     assert_eq!(wait_one(&lab, 2, "svc", SETTLED_WITHIN), "node1");
     let state = lab.rsctmp(1).join("Dummy-svc.state");
     let starts = |lab: &FenceLab| {
@@ -467,8 +465,7 @@ resource = "slow"
 node = "node2"
 score = 100
 "#;
-    let mut lab = lab_with(3, rsc.to_string());
-    let _ = &mut lab;
+    let lab = lab_with(3, rsc.to_string());
     assert_eq!(wait_one(&lab, 1, "slow", SETTLED_WITHIN), "node2");
     let (code, _, err) = lab.cli(1, &["resource", "move", "slow", "node3"]);
     assert_eq!(code, 0, "{err}");
@@ -486,12 +483,12 @@ score = 100
         .find(|l| l.contains("running rsc=slow action=start"))
         .map(|l| l.split_whitespace().next().unwrap().to_string())
         .expect("node3 started slow");
-    let t = chrono_like(&started);
+    let t = rfc3339_unix(&started);
     assert!(t > offs[0], "started at {t}, node2 off at {}", offs[0]);
 }
 
 /// Unix seconds of an RFC 3339 UTC timestamp as the daemon logs it.
-fn chrono_like(ts: &str) -> f64 {
+fn rfc3339_unix(ts: &str) -> f64 {
     let out = std::process::Command::new("date")
         .args(["-u", "-d", ts, "+%s.%N"])
         .output()
@@ -591,13 +588,6 @@ struct VipTrial {
     vip: f64,
 }
 
-fn corosync_left3(lab: &FenceLab, t0: f64) -> f64 {
-    let log =
-        std::fs::read_to_string(lab.cluster.node_dir(1).join("corosync.log")).unwrap_or_default();
-    support::bench::first_after(&log, t0, &["A new membership", "Members left: 3"])
-        .unwrap_or(f64::NAN)
-}
-
 /// Wait until node3 holds the VIP again (it prefers node3).
 fn vip_home(lab: &FenceLab, limit: Duration) {
     lab.wait_for("the VIP answers from node3", limit, |lab| {
@@ -662,7 +652,7 @@ fn vip_trial(lab: &mut FenceLab, pacemaker: bool, run: usize, silent_bmc: bool) 
         f["finished_ms"].as_u64().unwrap() as f64 / 1000.0 - t0
     };
     let t = VipTrial {
-        detect: corosync_left3(lab, t0),
+        detect: support::bench::corosync_detect(lab, t0),
         fenced,
         vip,
     };

@@ -100,6 +100,8 @@ pub enum Action {
         action: FenceAction,
         delay: Duration,
         covers: Vec<Incarnation>,
+        /// Why, for the request's origin: "coordinator" or the member's fault.
+        reason: String,
     },
     /// Append another member's fence outcome to the durable history.
     Record(FenceNote),
@@ -1046,13 +1048,10 @@ impl Machine {
     }
 
     /// Fence a member that is still in the group (its resource stop
-    /// failed): announced and tracked like the fence of a lost member, so
-    /// that its disappearance while the fence runs starts no second one.
-    /// Nothing when it is no member or is being fenced already.
-    pub fn fence_member(&mut self, target_id: u32) -> Vec<Action> {
-        let Some(e) = self.entries.get(&target_id) else {
-            return Vec::new();
-        };
+    /// failed, `why`): announced and tracked like the fence of a lost
+    /// member, so that its disappearance while the fence runs starts no
+    /// second one. Nothing when it is no member or is being fenced already.
+    pub fn fence_member(&mut self, target_id: u32, why: &str) -> Vec<Action> {
         if self.inflight.contains(&target_id) {
             return Vec::new();
         }
@@ -1060,24 +1059,40 @@ impl Machine {
         if covers.is_empty() {
             return Vec::new();
         }
-        let target = e.name.clone();
+        self.start_fence(target_id, Duration::ZERO, covers, why)
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    /// Mark a fence of `id` in flight: the announcement to multicast and
+    /// the fence to run (None for an unknown node).
+    fn start_fence(
+        &mut self,
+        id: u32,
+        delay: Duration,
+        covers: Vec<Incarnation>,
+        reason: &str,
+    ) -> Option<[Action; 2]> {
+        let target = self.entries.get(&id)?.name.clone();
         let action = self.settings.fence_action;
-        self.inflight.insert(target_id);
-        vec![
+        self.inflight.insert(id);
+        Some([
             Action::Send(Message::Fencing {
                 target: target.clone(),
                 action,
-                delay_ms: 0,
+                delay_ms: u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
                 covers: covers.clone(),
             }),
             Action::Fence {
                 target,
-                target_id,
+                target_id: id,
                 action,
-                delay: Duration::ZERO,
+                delay,
                 covers,
+                reason: reason.to_string(),
             },
-        ]
+        ])
     }
 
     /// Time passed (a retry may be due).
@@ -1135,22 +1150,11 @@ impl Machine {
                 Duration::ZERO
             };
             let covers: Vec<Incarnation> = e.losses.iter().map(|l| l.lost).collect();
-            let target = e.name.clone();
-            let action = self.settings.fence_action;
-            self.inflight.insert(id);
-            actions.push(Action::Send(Message::Fencing {
-                target: target.clone(),
-                action,
-                delay_ms: u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-                covers: covers.clone(),
-            }));
-            actions.push(Action::Fence {
-                target,
-                target_id: id,
-                action,
-                delay,
-                covers,
-            });
+            actions.extend(
+                self.start_fence(id, delay, covers, "coordinator")
+                    .into_iter()
+                    .flatten(),
+            );
         }
         actions
     }
@@ -1253,7 +1257,6 @@ impl Machine {
             .min()
     }
 
-    /// The status for `ironfence cluster status` (events after `since`).
     /// The entry's process, if it is in the group now.
     fn live_member<'a>(&self, e: &'a Entry) -> Option<&'a MemberInfo> {
         e.member.as_ref().filter(|m| {
@@ -1301,6 +1304,7 @@ impl Machine {
         }
     }
 
+    /// The status for `ironfence cluster status` (events after `since`).
     pub fn status(&self, group: &str, since: u64) -> ClusterStatus {
         let nodes = self
             .entries

@@ -571,32 +571,13 @@ impl Task {
                     warn!(node = %target, "not fencing a node that is no cluster member");
                     return Next::Go;
                 };
-                let actions = self.machine.fence_member(target_id);
+                let actions = self.machine.fence_member(target_id, &why);
                 if actions.is_empty() {
                     info!(node = %target, "not fencing {target} again: no member, or a fence of it is running");
                     return Next::Go;
                 }
                 warn!(node = %target, reason = %why, "fencing a member: {why}");
-                for a in actions {
-                    match a {
-                        Action::Send(msg) => {
-                            self.send(&msg);
-                        }
-                        Action::Fence {
-                            target,
-                            target_id,
-                            action,
-                            covers,
-                            ..
-                        } => {
-                            let origin = format!("cluster:{} ({why})", self.name);
-                            let req = FenceRequest::new(&target, action, &origin);
-                            self.spawn_fence(req, target, target_id, covers);
-                        }
-                        other => return self.apply(vec![other]).await,
-                    }
-                }
-                Next::Go
+                self.apply(actions).await
             }
         }
     }
@@ -624,14 +605,12 @@ impl Task {
                     action,
                     delay,
                     covers,
+                    reason,
                 } => {
-                    let mut req = FenceRequest::new(
-                        &target,
-                        action,
-                        &format!("cluster:{} (coordinator)", self.name),
-                    );
+                    let origin = format!("cluster:{} ({reason})", self.name);
+                    let mut req = FenceRequest::new(&target, action, &origin);
                     req.delay = delay;
-                    info!(node = %target, %action, ?delay, "coordinator: fencing a lost member");
+                    info!(node = %target, %action, ?delay, %reason, "fencing a member");
                     self.spawn_fence(req, target, target_id, covers);
                 }
                 Action::Record(note) => {

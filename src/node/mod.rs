@@ -124,7 +124,9 @@ impl Daemon {
             None => None,
         };
 
-        if !config.resources.is_empty() && config.cluster.is_some() {
+        // resources run under the cluster's coordination only
+        let runs_resources = !config.resources.is_empty() && config.cluster.is_some();
+        if runs_resources {
             // what systemd-tmpfiles does for resource-agents: the agents'
             // state files live there (HA_RSCTMP)
             let dir = &config.daemon.resource_tmp;
@@ -139,8 +141,7 @@ impl Daemon {
         let access: Access = server::access_for(config.daemon.socket_group.as_deref());
         let listener = server::bind(&config.daemon.socket, &access).await?;
         let (shutdown, rx) = watch::channel(false);
-        let wants_resources = !config.resources.is_empty();
-        let (feed_tx, feed_rx) = if wants_resources && config.cluster.is_some() {
+        let (feed_tx, feed_rx) = if runs_resources {
             let (t, r) = tokio::sync::mpsc::unbounded_channel();
             (Some(t), Some(r))
         } else {

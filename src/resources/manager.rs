@@ -121,17 +121,7 @@ impl Manager {
         let local = model
             .bases()
             .into_iter()
-            .map(|b| {
-                (
-                    b,
-                    LocalRsc {
-                        state: RscState::Stopped,
-                        failcount: 0,
-                        last_failure_ms: None,
-                        last_error: None,
-                    },
-                )
-            })
+            .map(|b| (b, LocalRsc::default()))
             .collect();
         Manager {
             model,
@@ -248,12 +238,7 @@ impl Manager {
                 continue;
             }
             if let Some(r) = self.reports.get_mut(&o.node) {
-                let l = r.resources.entry(o.rsc.clone()).or_insert(LocalRsc {
-                    state: RscState::Stopped,
-                    failcount: 0,
-                    last_failure_ms: None,
-                    last_error: None,
-                });
+                let l = r.resources.entry(o.rsc.clone()).or_default();
                 if !l.state.active() {
                     l.state = RscState::Failed;
                     l.last_error = Some(format!("{} in flight when {} was lost", o.action, o.node));

@@ -14,9 +14,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A resource's state on one node, as that node knows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RscState {
+    #[default]
     Stopped,
     Started,
     Promoted,
@@ -36,8 +37,8 @@ impl RscState {
     }
 }
 
-/// One resource on the reporting node.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One resource on the reporting node (default: stopped, never failed).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LocalRsc {
     pub state: RscState,
     pub failcount: u32,

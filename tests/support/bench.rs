@@ -72,3 +72,11 @@ pub fn median(v: &mut [f64]) -> f64 {
         (v[n / 2 - 1] + v[n / 2]) / 2.0
     }
 }
+
+/// When node1's corosync formed a membership without node3 (the lab's
+/// usual victim), seconds after t0; NaN if its log does not say.
+pub fn corosync_detect(lab: &super::fencing_lab::FenceLab, t0: f64) -> f64 {
+    let log =
+        std::fs::read_to_string(lab.cluster.node_dir(1).join("corosync.log")).unwrap_or_default();
+    first_after(&log, t0, &["A new membership", "Members left: 3"]).unwrap_or(f64::NAN)
+}

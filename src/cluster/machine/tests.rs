@@ -684,13 +684,13 @@ fn a_member_fenced_for_a_failed_stop_that_vanishes_meanwhile_is_fenced_once() {
     let mut sim = Sim::new(3);
     sim.start_all();
     // the coordinator fences n2 while it is still a member
-    let a = sim.nodes[0].m.fence_member(2);
+    let a = sim.nodes[0].m.fence_member(2, "a stop failed");
     sim.apply(0, a);
     sim.flush();
     assert_eq!(sim.nodes[0].fences.len(), 1);
     assert_eq!(sim.nodes[0].fences[0].0, "n2");
     assert!(
-        sim.nodes[0].m.fence_member(2).is_empty(),
+        sim.nodes[0].m.fence_member(2, "a stop failed").is_empty(),
         "asked twice: one fence"
     );
     // the fence kills it before its result is in: no second fence
