@@ -16,11 +16,9 @@ use support::fencing_lab::{FenceLab, Options, SBD_MSGWAIT};
 /// token 1000 + consensus 1200 + fence + slack.
 const FENCED_WITHIN: Duration = Duration::from_secs(15);
 
+/// How many power-offs node J's BMC was asked for (retransmits folded).
 fn offs(lab: &FenceLab, j: usize) -> usize {
-    lab.power_log(j)
-        .iter()
-        .filter(|l| *l == "set power 0")
-        .count()
+    lab.power_off_times(j).len()
 }
 
 /// Every survivor has exactly one record of a fence of node J, all equal

@@ -36,6 +36,8 @@ use std::time::{Duration, Instant};
 
 /// Where every BMC listens (the switch namespace's br1).
 pub const BMC_ADDR: &str = "198.51.100.254";
+/// Every lab BMC device's `timeouts.off`, seconds.
+const LAB_OFF_TIMEOUT_S: f64 = 3.0;
 /// BMC of node I listens on BMC_PORT_BASE + I.
 pub const BMC_PORT_BASE: u16 = 6230;
 /// msgwait of the shared SBD disk.
@@ -333,7 +335,7 @@ address = "{BMC_ADDR}"
 username = "{IPMI_USER}"
 password = "{IPMI_PASSWORD}"
 host_list = ["node{j}"]
-timeouts = {{ off = "3s", on = "3s", status = "3s" }}
+timeouts = {{ off = "{off}s", on = "3s", status = "3s" }}
 retries = {{ off = 1 }}
 ipmi = {{ port = {port}, cipher = 3, retransmit = "200ms" }}
 
@@ -342,7 +344,8 @@ index = 1
 target = "node{j}"
 devices = ["bmc-node{j}"]
 "#,
-                port = BMC_PORT_BASE + j as u16
+                port = BMC_PORT_BASE + j as u16,
+                off = LAB_OFF_TIMEOUT_S
             ));
         }
         if self.opts.sbd_level {
@@ -635,14 +638,35 @@ devices = ["bmc-node{j}"]
             .collect()
     }
 
-    /// Timestamps (unix seconds) of node J's BMC `set power 0`.
+    /// Timestamps (unix seconds) of the power-offs node J's BMC was told
+    /// to do, one per Chassis Control request. ipmi_sim does not recognise
+    /// a retransmitted request (same rqSeq, new session sequence number):
+    /// when its chassis script answers slower than our retransmit interval
+    /// (a loaded CI machine) it runs the script again, so one power-off
+    /// shows up as several `set power 0` lines. Repeats with nothing else
+    /// in between, within the lab's off timeout of the first, are folded.
     pub fn power_off_times(&self, j: usize) -> Vec<f64> {
-        std::fs::read_to_string(self.bmc_dir(j).join("power.log"))
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.ends_with("set power 0"))
-            .filter_map(|l| l.split(' ').next()?.parse().ok())
-            .collect()
+        let log = std::fs::read_to_string(self.bmc_dir(j).join("power.log")).unwrap_or_default();
+        let mut offs: Vec<f64> = Vec::new();
+        let mut run_started: Option<f64> = None;
+        for l in log.lines() {
+            let Some((t, what)) = l.split_once(' ') else {
+                continue;
+            };
+            let Ok(t) = t.parse::<f64>() else { continue };
+            if what != "set power 0" {
+                run_started = None;
+                continue;
+            }
+            match run_started {
+                Some(first) if t - first <= LAB_OFF_TIMEOUT_S => {}
+                _ => {
+                    offs.push(t);
+                    run_started = Some(t);
+                }
+            }
+        }
+        offs
     }
 
     /// Whether node J's machine is powered on (its BMC's state).
