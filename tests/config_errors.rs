@@ -869,3 +869,33 @@ fn resource_ids_are_unique_across_kinds() {
         "used twice",
     );
 }
+
+#[test]
+fn roles_need_a_promotable_clone() {
+    let r = check(&format!(
+        "{NODES}[[resource]]\nid = \"db\"\nagent = \"ocf:pacemaker:Stateful\"\n\
+         [[resource]]\nid = \"vip\"\nagent = \"ocf:heartbeat:Dummy\"\n\
+         [[clone]]\nid = \"dbc\"\nresource = \"db\"\npromoted_max = 2\npromoted_node_max = 2\n\
+         [[colocation]]\nresource = \"vip\"\nwith = \"dbc\"\nwith_role = \"Promoted\"\nscore = \"INFINITY\"\n\
+         [[order]]\nfirst = \"dbc\"\nfirst_action = \"promote\"\nthen = \"vip\"\n\
+         [[order]]\nfirst = \"dbc\"\nfirst_action = \"migrate\"\nthen = \"vip\"\nkind = \"optional\"\n"
+    ));
+    r.expect_code(1)
+        .expect_stderr("5 problem(s)")
+        .expect_stderr("clone[dbc].promoted_max: set on a clone that is not promotable")
+        .expect_stderr("clone[dbc].promoted_node_max: 2: only 1 promoted instance per node")
+        .expect_stderr("colocation[#1].with_role: `dbc` is no promotable [[clone]]")
+        .expect_stderr("order[#1].first_action: `dbc` is no promotable [[clone]]")
+        .expect_stderr("order[#2].first_action: unknown action `migrate`");
+}
+
+#[test]
+fn agent_env_names_variables_ironfenced_does_not_set_itself() {
+    let r = check(&format!(
+        "[daemon]\nagent_env = {{ HA_VARRUN = \"/run\", OCF_ROOT = \"/x\", \"1BAD\" = \"y\" }}\n{NODES}"
+    ));
+    r.expect_code(1)
+        .expect_stderr("2 problem(s)")
+        .expect_stderr("daemon.agent_env.OCF_ROOT: is set by ironfenced for every agent")
+        .expect_stderr("daemon.agent_env.1BAD: is not an environment variable name");
+}

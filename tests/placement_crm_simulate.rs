@@ -73,6 +73,7 @@ fn scenario(rng: &mut StdRng) -> Input {
         resources,
         locations,
         colocations: Vec::new(),
+        promotable: Vec::new(),
     }
 }
 

@@ -20,8 +20,8 @@ const SETTLED_WITHIN: Duration = Duration::from_secs(30);
 /// token 1000 + consensus 1200 + fence + start + slack.
 const MOVED_WITHIN: Duration = Duration::from_secs(20);
 
-/// A VIP and a Dummy "service" in one group (started in this order).
-fn web_group() -> String {
+/// The VIP on the nodes' eth0.
+fn vip_resource() -> String {
     format!(
         r#"
 [[resource]]
@@ -29,7 +29,15 @@ id = "vip"
 agent = "ocf:heartbeat:IPaddr2"
 params = {{ ip = "{VIP}", cidr_netmask = "24", nic = "eth0" }}
 monitor = {{ interval = "2s", timeout = "10s" }}
+"#
+    )
+}
 
+/// A VIP and a Dummy "service" in one group (started in this order).
+fn web_group() -> String {
+    format!(
+        r#"
+{vip}
 [[resource]]
 id = "www"
 agent = "ocf:heartbeat:Dummy"
@@ -38,7 +46,8 @@ monitor = {{ interval = "2s", timeout = "10s" }}
 [[group]]
 id = "web"
 members = ["vip", "www"]
-"#
+"#,
+        vip = vip_resource()
     )
 }
 
@@ -67,6 +76,17 @@ fn wait_one(lab: &FenceLab, i: usize, rsc: &str, limit: Duration) -> String {
 
 fn node_no(name: &str) -> usize {
     name.trim_start_matches("node").parse().unwrap()
+}
+
+/// `ironfence resource status` on node I, as people read it.
+fn status_text(lab: &FenceLab, i: usize) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ironfence"))
+        .arg("--socket")
+        .arg(lab.socket(i))
+        .args(["resource", "status"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// node I's view of resource RSC.
@@ -218,13 +238,7 @@ fn fencing_that_fails_leaves_the_vip_stopped_until_a_human_confirms() {
     let (code, text_status, _) = lab.cli(s[0], &["cluster", "status"]);
     assert_eq!(code, 0);
     assert!(lab.fences_of(s[0], h).is_empty(), "{text_status}");
-    let text = std::process::Command::new(env!("CARGO_BIN_EXE_ironfence"))
-        .arg("--socket")
-        .arg(lab.socket(s[0]))
-        .args(["resource", "status"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&text.stdout);
+    let text = status_text(&lab, s[0]);
     assert!(text.contains(&why), "{text}");
 
     // a human pulls the plug and says so
@@ -398,6 +412,211 @@ score = 100
     });
 }
 
+/// A promotable clone of Pacemaker's own `ocf:pacemaker:Stateful` (it
+/// publishes its promotion score with crm_attribute --promotion) and a VIP
+/// that runs with the Promoted instance, started after the promotion.
+fn promotable_db() -> String {
+    format!(
+        r#"
+[[resource]]
+id = "db"
+agent = "ocf:pacemaker:Stateful"
+monitor = {{ interval = "1s", timeout = "10s" }}
+
+[[clone]]
+id = "db-clone"
+resource = "db"
+promotable = true
+
+{vip}
+[[colocation]]
+resource = "vip"
+with = "db-clone"
+with_role = "Promoted"
+score = "INFINITY"
+
+[[order]]
+first = "db-clone"
+first_action = "promote"
+then = "vip"
+"#,
+        vip = vip_resource()
+    )
+}
+
+/// What Stateful's own state file on node I says ("Promoted",
+/// "Unpromoted", or "" when it is stopped there).
+fn stateful_role(lab: &FenceLab, i: usize) -> String {
+    std::fs::read_to_string(lab.rsctmp(i).join("Stateful-db.state"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Nodes never powered off in this lab (so their agents still run) whose
+/// Stateful instance is promoted. A reboot fence powers the victim on
+/// again, with the stale state file of its killed agent: it does not count.
+fn live_promoted(lab: &FenceLab, n: usize) -> Vec<usize> {
+    (1..=n)
+        .filter(|&i| lab.power_off_times(i).is_empty() && stateful_role(lab, i) == "Promoted")
+        .collect()
+}
+
+/// The one node that runs db promoted, as node I's status says.
+fn promoted_in_status(lab: &FenceLab, i: usize) -> Vec<String> {
+    view_of(lab, i, "db")["on"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, st)| *st == "promoted")
+        .map(|(n, _)| n.clone())
+        .collect()
+}
+
+#[test]
+fn a_promotable_clone_is_promoted_on_one_node_and_elsewhere_only_after_the_fence() {
+    let mut lab = lab_with(3, promotable_db());
+    for i in 1..=3 {
+        lab.start_http(i);
+    }
+    let mut p = Vec::new();
+    lab.wait_for(
+        "db promoted on one node, the VIP with it",
+        SETTLED_WITHIN,
+        |lab| {
+            p = promoted_in_status(lab, 1);
+            p.len() == 1 && lab.running(1, "vip") == p && lab.running(1, "db").len() == 3
+        },
+    );
+    let holder = p[0].clone();
+    let h = node_no(&holder);
+    // the agent's own truth, and the scores it published through our
+    // crm_attribute (10 promoted, 5 unpromoted)
+    for i in 1..=3 {
+        let want = if i == h { "Promoted" } else { "Unpromoted" };
+        assert_eq!(stateful_role(&lab, i), want, "node{i}");
+    }
+    let db = view_of(&lab, 2, "db");
+    assert_eq!(db["promotable"], true);
+    for i in 1..=3 {
+        let want = if i == h { 10 } else { 5 };
+        assert_eq!(db["promotion_scores"][format!("node{i}")], want, "{db}");
+    }
+    lab.wait_for(
+        "the VIP answers from the promoted node",
+        SETTLED_WITHIN,
+        |lab| lab.http_node(VIP).as_deref() == Some(holder.as_str()),
+    );
+    let text = status_text(&lab, 2);
+    assert!(text.contains(&format!("Promoted: [ {holder} ]")), "{text}");
+
+    // the promoted node's stack dies; its database stays promoted until
+    // its BMC powers it off: no survivor may be promoted before that
+    let t_crash = now();
+    lab.crash(h);
+    let survivors: Vec<usize> = (1..=3).filter(|&i| i != h).collect();
+    let start = Instant::now();
+    let new = loop {
+        let live = live_promoted(&lab, 3);
+        assert!(
+            live.len() <= 1,
+            "promoted on {live:?} at once\n{}",
+            lab.logs()
+        );
+        let s: Vec<usize> = live.into_iter().filter(|i| survivors.contains(i)).collect();
+        if let Some(&n) = s.first() {
+            break n;
+        }
+        assert!(
+            start.elapsed() < MOVED_WITHIN,
+            "no survivor promoted\n{}",
+            lab.logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let t_promoted = now();
+    let offs = lab.power_off_times(h);
+    assert_eq!(offs.len(), 1, "{:?}", lab.power_log(h));
+    assert!(
+        offs[0] < t_promoted,
+        "node{new} promoted before {holder} was powered off"
+    );
+    eprintln!(
+        "power-off of {holder} {:.2} s after the crash, node{new} promoted by {:.2} s",
+        offs[0] - t_crash,
+        t_promoted - t_crash
+    );
+    for &i in &survivors {
+        assert_eq!(lab.fences_of(i, h).len(), 1, "node{i}'s record of {holder}");
+    }
+    let new_name = format!("node{new}");
+    let seen = watch_vip(&lab, MOVED_WITHIN, |who| who == new_name);
+    assert!(
+        seen.iter()
+            .all(|(_, who)| *who == holder || *who == new_name),
+        "{seen:?}"
+    );
+    // the other survivor kept its instance running all along
+    let other = survivors.iter().find(|&&i| i != new).copied().unwrap();
+    assert!(
+        !actions_in_log(&lab, other)
+            .iter()
+            .any(|(r, a)| r == "db" && a == "stop"),
+        "node{other} stopped db"
+    );
+}
+
+#[test]
+fn a_failed_promoted_instance_is_demoted_stopped_and_started_and_one_stays_promoted() {
+    let lab = lab_with(3, promotable_db());
+    let mut p = Vec::new();
+    lab.wait_for("db promoted on one node", SETTLED_WITHIN, |lab| {
+        p = promoted_in_status(lab, 1);
+        p.len() == 1 && lab.running(1, "vip") == p
+    });
+    let h = node_no(&p[0]);
+    // Stateful's test hook: its monitor exits with the code in STATE.rc
+    let rc = lab.rsctmp(h).join("Stateful-db.state.rc");
+    std::fs::write(&rc, "9\n").unwrap();
+    lab.wait_for("the failure counted", MOVED_WITHIN, |lab| {
+        view_of(lab, 1, "db")["failcounts"][format!("node{h}")] == 1
+    });
+    std::fs::remove_file(&rc).unwrap();
+    let start = Instant::now();
+    lab.wait_for(
+        "db promoted on one node again, all three running",
+        MOVED_WITHIN,
+        |lab| {
+            let live = live_promoted(lab, 3);
+            assert!(live.len() <= 1, "promoted on {live:?} at once");
+            let p = promoted_in_status(lab, 1);
+            p.len() == 1 && lab.running(1, "db").len() == 3 && lab.running(1, "vip") == p
+        },
+    );
+    let db_actions: Vec<String> = actions_in_log(&lab, h)
+        .into_iter()
+        .filter(|(r, _)| r == "db")
+        .map(|(_, a)| a)
+        .collect();
+    let after_promote = db_actions
+        .iter()
+        .position(|a| a == "promote")
+        .map(|i| &db_actions[i + 1..])
+        .unwrap_or_default();
+    assert!(
+        after_promote.starts_with(&[
+            "demote".to_string(),
+            "stop".to_string(),
+            "start".to_string()
+        ]),
+        "node{h}: {db_actions:?}"
+    );
+    assert!(
+        lab.fences_of(1, h).is_empty(),
+        "a demote first: the stop succeeded"
+    );
+    eprintln!("recovered in {:.2} s", start.elapsed().as_secs_f64());
+}
+
 #[test]
 fn a_monitor_failure_restarts_in_place_and_moves_at_the_threshold() {
     let rsc = r#"
@@ -564,17 +783,13 @@ const PCMK_VIP_ON_NODE3: &str =
 fn bench_vip() -> String {
     format!(
         r#"
-[[resource]]
-id = "vip"
-agent = "ocf:heartbeat:IPaddr2"
-params = {{ ip = "{VIP}", cidr_netmask = "24", nic = "eth0" }}
-monitor = {{ interval = "2s", timeout = "10s" }}
-
+{vip}
 [[location]]
 resource = "vip"
 node = "node3"
 score = 100
-"#
+"#,
+        vip = vip_resource()
     )
 }
 

@@ -2,6 +2,7 @@
 
 use clap::Parser;
 use ironfence::config::{Config, DEFAULT_PATH};
+use ironfence::resources::attributes;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -19,6 +20,31 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    // Started as crm_attribute / crm_master (a symlink in the attribute
+    // store, on the PATH of the agents this daemon runs).
+    let argv0 = std::env::args_os().next().unwrap_or_default();
+    let called = std::path::Path::new(&argv0)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if let Some(me) = attributes::SHIMS.iter().find(|s| **s == called) {
+        let args: Vec<String> = std::env::args_os()
+            .skip(1)
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let env = std::env::vars_os()
+            .map(|(k, v)| {
+                (
+                    k.to_string_lossy().into_owned(),
+                    v.to_string_lossy().into_owned(),
+                )
+            })
+            .collect();
+        let r = attributes::shim(me, &args, &env);
+        print!("{}", r.stdout);
+        eprint!("{}", r.stderr);
+        return ExitCode::from(r.code);
+    }
     let args = match Args::try_parse() {
         Ok(a) => a,
         Err(e) => {

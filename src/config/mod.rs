@@ -111,6 +111,9 @@ pub struct DaemonConfig {
     /// HA_RSCTMP for resource agents (default /run/resource-agents, as
     /// resource-agents' own default).
     pub resource_tmp: PathBuf,
+    /// Extra environment for every resource agent (`[daemon] agent_env`),
+    /// as Pacemaker passes /etc/default/pacemaker's.
+    pub agent_env: BTreeMap<String, String>,
 }
 
 /// Refuse automatic fencing of more than `max_share` of the nodes within `window`.

@@ -20,6 +20,9 @@ pub struct RawDaemon {
     pub node_name: Option<String>,
     /// HA_RSCTMP given to resource agents (their state files).
     pub resource_tmp: Option<PathBuf>,
+    /// Extra environment for every resource agent (HA_VARRUN, ...).
+    #[serde(default)]
+    pub agent_env: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -76,6 +76,10 @@ pub(super) struct RawClone {
     clone_node_max: Option<i64>,
     interleave: Option<bool>,
     promotable: Option<bool>,
+    /// How many instances may be promoted (promotable only; default 1).
+    promoted_max: Option<i64>,
+    /// Promoted instances per node: 1 (the only value supported).
+    promoted_node_max: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -94,6 +98,8 @@ pub(super) struct RawOrder {
     then: String,
     kind: Option<String>,
     symmetrical: Option<bool>,
+    /// "start" (default) or "promote" (first must be a promotable clone).
+    first_action: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -186,6 +192,8 @@ pub struct CloneConfig {
     pub clone_node_max: u32,
     pub interleave: bool,
     pub promotable: bool,
+    /// Promoted instances at most (1 unless set; promotable only).
+    pub promoted_max: u32,
 }
 
 /// A role a colocation can ask for.
@@ -210,6 +218,8 @@ pub struct OrderConfig {
     pub then: String,
     pub mandatory: bool,
     pub symmetrical: bool,
+    /// `then` waits for `first`'s promotion (first_action = "promote").
+    pub first_promoted: bool,
 }
 
 /// Where a location constraint applies.
@@ -509,6 +519,35 @@ pub(super) fn resources_from_raw(
                 "clone a resource once",
             );
         }
+        let promotable = c.promotable.unwrap_or(false);
+        if !promotable && (c.promoted_max.is_some() || c.promoted_node_max.is_some()) {
+            p.add(
+                format!("{key}.promoted_max"),
+                "set on a clone that is not promotable",
+                "add promotable = true, or remove promoted_max / promoted_node_max",
+            );
+        }
+        if promotable && groups.contains(&c.resource) {
+            p.add(
+                format!("{key}.promotable"),
+                format!("`{}` is a group: promotable clones of groups are not supported", c.resource),
+                "make a promotable clone of one primitive, colocate the rest with its Promoted role",
+            );
+        }
+        if let Some(n) = c.promoted_node_max.filter(|n| *n != 1) {
+            p.add(
+                format!("{key}.promoted_node_max"),
+                format!("{n}: only 1 promoted instance per node is supported"),
+                "remove promoted_node_max (1 is the default)",
+            );
+        }
+        let promoted_max = positive(
+            p,
+            &format!("{key}.promoted_max"),
+            c.promoted_max,
+            "use at least 1",
+        )
+        .unwrap_or(1);
         out.clones.push(CloneConfig {
             id: c.id,
             of: c.resource,
@@ -526,7 +565,8 @@ pub(super) fn resources_from_raw(
             )
             .unwrap_or(1),
             interleave: c.interleave.unwrap_or(false),
-            promotable: c.promotable.unwrap_or(false),
+            promotable,
+            promoted_max,
         });
     }
     let node_names: BTreeSet<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
@@ -563,6 +603,18 @@ pub(super) fn resources_from_raw(
                 None
             }
         };
+        if matches!(with_role, Some(Role::Promoted | Role::Unpromoted))
+            && !out.clones.iter().any(|k| k.promotable && k.id == c.with)
+        {
+            p.add(
+                format!("{key}.with_role"),
+                format!(
+                    "`{}` is no promotable [[clone]]: it has no Promoted or Unpromoted role",
+                    c.with
+                ),
+                "name a clone with promotable = true, or remove with_role",
+            );
+        }
         out.colocations.push(ColocationConfig {
             score: score(p, &format!("{key}.score"), &c.score),
             resource: c.resource,
@@ -585,11 +637,36 @@ pub(super) fn resources_from_raw(
                 true
             }
         };
+        let first_promoted = match o.first_action.as_deref() {
+            None | Some("start") => false,
+            Some("promote") => {
+                if !out.clones.iter().any(|k| k.promotable && k.id == o.first) {
+                    p.add(
+                        format!("{key}.first_action"),
+                        format!(
+                            "`{}` is no promotable [[clone]]: it is never promoted",
+                            o.first
+                        ),
+                        "name a clone with promotable = true, or use first_action = \"start\"",
+                    );
+                }
+                true
+            }
+            Some(other) => {
+                p.add(
+                    format!("{key}.first_action"),
+                    format!("unknown action `{other}`"),
+                    "use start or promote",
+                );
+                false
+            }
+        };
         out.orders.push(OrderConfig {
             first: o.first,
             then: o.then,
             mandatory,
             symmetrical: o.symmetrical.unwrap_or(true),
+            first_promoted,
         });
     }
     if let Some(cycle) = order_cycle(&out.orders) {

@@ -367,6 +367,24 @@ fn daemon_from_raw(p: &mut Problems, raw: RawDaemon) -> DaemonConfig {
             );
         }
     }
+    for k in raw.agent_env.keys() {
+        let name_ok = !k.is_empty()
+            && !k.starts_with(|c: char| c.is_ascii_digit())
+            && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !name_ok {
+            p.add(
+                format!("daemon.agent_env.{k}"),
+                "is not an environment variable name",
+                "use letters, digits and '_', e.g. HA_VARRUN",
+            );
+        } else if k.starts_with("OCF_") || k == "PATH" || k == "HA_SBIN_DIR" || k == "HA_RSCTMP" {
+            p.add(
+                format!("daemon.agent_env.{k}"),
+                "is set by ironfenced for every agent",
+                "set parameters with [[resource]] params, HA_RSCTMP with [daemon] resource_tmp",
+            );
+        }
+    }
     DaemonConfig {
         socket: raw.socket.unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET)),
         socket_group: raw.socket_group,
@@ -379,6 +397,7 @@ fn daemon_from_raw(p: &mut Problems, raw: RawDaemon) -> DaemonConfig {
         resource_tmp: raw
             .resource_tmp
             .unwrap_or_else(|| PathBuf::from("/run/resource-agents")),
+        agent_env: raw.agent_env,
     }
 }
 

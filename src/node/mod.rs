@@ -136,6 +136,16 @@ impl Daemon {
                     dir.display()
                 ))
             })?;
+            // the agents' node attributes start empty, as after a reboot
+            let store = attribute_store(config);
+            std::env::current_exe()
+                .and_then(|exe| store.reset(&exe))
+                .map_err(|e| {
+                    NodeError::Resources(format!(
+                        "cannot set up the agents' attribute store {} (under [daemon] state_dir): {e}",
+                        store.dir().display()
+                    ))
+                })?;
         }
         let (fencer, engine) = Fencer::start(config, overrides)?;
         let access: Access = server::access_for(config.daemon.socket_group.as_deref());
@@ -186,6 +196,8 @@ impl Daemon {
                     feed,
                     root: crate::resources::ocf::ocf_root(),
                     resource_tmp: config.daemon.resource_tmp.clone(),
+                    agent_env: config.daemon.agent_env.clone(),
+                    attributes: attribute_store(config),
                     attrs: config
                         .nodes
                         .iter()
@@ -412,4 +424,9 @@ pub async fn run(config: Config) -> Result<(), NodeError> {
             _ => Ok(()),
         },
     }
+}
+
+/// Where this node's agents keep their node attributes (promotion scores).
+fn attribute_store(config: &Config) -> crate::resources::attributes::Store {
+    crate::resources::attributes::Store::new(config.daemon.state_dir.join("attributes"))
 }

@@ -16,10 +16,12 @@
 
 use crate::cluster::runner::{ClusterHandle, Feed};
 use crate::fencer::history::now_ms;
+use crate::resources::attributes::{self, Store};
 use crate::resources::executor::{self, CloneMeta, Invocation, OcfAction, OcfStatus, Outcome};
 use crate::resources::manager::{Effect, Manager, ResourcesStatus};
 use crate::resources::message::{AdminChange, Order, ResMsg};
 use crate::resources::model::Model;
+use crate::resources::score::Score;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -42,6 +44,10 @@ pub struct Parts {
     pub feed: mpsc::UnboundedReceiver<Feed>,
     pub root: PathBuf,
     pub resource_tmp: PathBuf,
+    /// `[daemon] agent_env`.
+    pub agent_env: BTreeMap<String, String>,
+    /// The agents' own node attributes (promotion scores), set up already.
+    pub attributes: Store,
     /// Node attributes (rule-based locations).
     pub attrs: BTreeMap<String, BTreeMap<String, String>>,
 }
@@ -99,6 +105,8 @@ struct Task {
     me: String,
     root: PathBuf,
     resource_tmp: PathBuf,
+    agent_env: BTreeMap<String, String>,
+    attributes: Store,
     jobs: JoinSet<Done>,
     /// rsc -> next monitor due
     monitors: BTreeMap<String, Instant>,
@@ -122,6 +130,8 @@ pub fn start(
         me: parts.me,
         root: parts.root,
         resource_tmp: parts.resource_tmp,
+        agent_env: parts.agent_env,
+        attributes: parts.attributes,
         jobs: JoinSet::new(),
         monitors: BTreeMap::new(),
         generation: BTreeMap::new(),
@@ -248,8 +258,30 @@ impl Task {
                 instance: instance.unwrap_or(0),
                 clone_max: *k,
                 clone_node_max: 1,
-                promoted_max: None,
+                promoted_max: self.manager.model().promotable.get(rsc).map(|(_, m)| *m),
             });
+        let bin = self.attributes.bin();
+        let mut env: Vec<(String, String)> = self
+            .agent_env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        env.extend([
+            (
+                "HA_RSCTMP".to_string(),
+                self.resource_tmp.display().to_string(),
+            ),
+            // crm_attribute / crm_master are ours (attributes::shim)
+            ("HA_SBIN_DIR".into(), bin.display().to_string()),
+            (
+                "PATH".into(),
+                format!("{}:{}", bin.display(), executor::AGENT_PATH),
+            ),
+            (
+                attributes::STORE_ENV.into(),
+                self.attributes.dir().display().to_string(),
+            ),
+        ]);
         Some(Invocation {
             root: self.root.clone(),
             agent: p.agent.clone(),
@@ -260,7 +292,7 @@ impl Task {
             interval,
             node: self.me.clone(),
             clone,
-            env: vec![("HA_RSCTMP".into(), self.resource_tmp.display().to_string())],
+            env,
         })
     }
 
@@ -360,6 +392,19 @@ impl Task {
         }
     }
 
+    /// Pick up the promotion score the agent of `rsc` may have set; true
+    /// when it changed.
+    fn read_promotion(&mut self, rsc: &str) -> bool {
+        if !self.manager.model().promotable.contains_key(rsc) {
+            return false;
+        }
+        let score = self
+            .attributes
+            .promotion(rsc)
+            .and_then(|v| Score::parse(&v));
+        self.manager.set_promotion(rsc, score)
+    }
+
     async fn on_done(&mut self, d: Done) {
         let wall = now_ms();
         let effects = match d {
@@ -377,10 +422,14 @@ impl Task {
                 } else {
                     warn!(rsc = %order.rsc, action = %order.action, result = %out.status.text(), reason = ?out.reason, "failed");
                 }
+                self.read_promotion(&order.rsc);
                 self.manager.on_done(&order, out.status, out.reason, wall)
             }
             Done::Probe(results) => {
                 debug!(?results, "probes ended");
+                for (rsc, _) in &results {
+                    self.read_promotion(rsc);
+                }
                 self.manager.on_probed(results)
             }
             Done::Monitor(rsc, generation, out) => {
@@ -397,7 +446,12 @@ impl Task {
                 {
                     warn!(rsc = %rsc, result = %out.status.text(), reason = ?out.reason, "monitor failed");
                 }
-                self.manager.on_monitor(&rsc, out.status, out.reason, wall)
+                let changed = self.read_promotion(&rsc);
+                let mut effects = self.manager.on_monitor(&rsc, out.status, out.reason, wall);
+                if changed && effects.is_empty() {
+                    effects = self.manager.report_now(wall);
+                }
+                effects
             }
         };
         self.apply(effects).await;

@@ -149,6 +149,9 @@ impl OcfStatus {
     }
 }
 
+/// The agents' PATH (the daemon puts its crm_attribute shim first).
+pub const AGENT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 /// A resource's state as one monitor saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Observed {
@@ -222,6 +225,7 @@ impl Invocation {
                 c.clone_node_max.to_string(),
             ));
             if let Some(p) = c.promoted_max {
+                env.push(("OCF_RESKEY_CRM_meta_promotable".into(), "true".into()));
                 env.push(("OCF_RESKEY_CRM_meta_promoted_max".into(), p.to_string()));
                 env.push(("OCF_RESKEY_CRM_meta_master_max".into(), p.to_string()));
                 env.push(("OCF_RESKEY_CRM_meta_promoted_node_max".into(), "1".into()));
@@ -247,10 +251,7 @@ pub async fn run(inv: &Invocation) -> Outcome {
     let mut cmd = tokio::process::Command::new(&path);
     cmd.arg(inv.action.as_str())
         .env_clear()
-        .env(
-            "PATH",
-            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        )
+        .env("PATH", AGENT_PATH)
         .envs(inv.environment())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

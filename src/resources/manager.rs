@@ -62,6 +62,15 @@ pub struct RscView {
     pub on: BTreeMap<String, RscState>,
     /// Where placement wants it.
     pub target: Vec<String>,
+    /// A promotable clone's instances are promoted / unpromoted.
+    #[serde(default)]
+    pub promotable: bool,
+    /// Where placement wants it promoted (promotable clones).
+    #[serde(default)]
+    pub promote_target: Vec<String>,
+    /// node -> the promotion score its agent set there.
+    #[serde(default)]
+    pub promotion_scores: BTreeMap<String, Score>,
     pub blocked: Option<String>,
     /// node -> failcount (non-zero only).
     pub failcounts: BTreeMap<String, u32>,
@@ -106,6 +115,8 @@ pub struct Manager {
     fence_asked: BTreeSet<String>,
     blocked: BTreeMap<String, String>,
     targets: BTreeMap<String, Vec<String>>,
+    /// Promotable base -> where placement wants it promoted.
+    promote_targets: BTreeMap<String, Vec<String>>,
     waiting: Option<String>,
     /// Node attributes for rule-based locations.
     attrs: BTreeMap<String, BTreeMap<String, String>>,
@@ -141,6 +152,7 @@ impl Manager {
             fence_asked: BTreeSet::new(),
             blocked: BTreeMap::new(),
             targets: BTreeMap::new(),
+            promote_targets: BTreeMap::new(),
             waiting: None,
             attrs,
         }
@@ -372,6 +384,7 @@ impl Manager {
             }
             (OcfAction::Stop, OcfStatus::Success | OcfStatus::NotRunning) => {
                 l.state = RscState::Stopped;
+                l.demote_first = false;
                 out.push(Effect::Monitor(order.rsc.clone(), false));
             }
             (OcfAction::Stop, _) => {
@@ -379,9 +392,23 @@ impl Manager {
                 l.last_error = Some(why("stop"));
                 out.push(Effect::Monitor(order.rsc.clone(), false));
             }
-            (OcfAction::Promote, OcfStatus::Success) => l.state = RscState::Promoted,
-            (OcfAction::Demote, OcfStatus::Success) => l.state = RscState::Started,
+            (OcfAction::Promote, OcfStatus::Success) => {
+                l.state = RscState::Promoted;
+                l.demote_first = false;
+                out.push(Effect::Monitor(order.rsc.clone(), true));
+            }
+            (OcfAction::Demote, OcfStatus::Success) => {
+                // a failed instance stays failed: it is stopped next
+                l.demote_first = false;
+                if l.state != RscState::Failed {
+                    l.state = RscState::Started;
+                    out.push(Effect::Monitor(order.rsc.clone(), true));
+                }
+            }
             (OcfAction::Promote | OcfAction::Demote, _) => {
+                // recovered by a stop; a promote that failed half-way is
+                // demoted first, a failed demote is not tried again
+                l.demote_first = order.action == OcfAction::Promote;
                 l.state = RscState::Failed;
                 l.failcount += 1;
                 l.last_failure_ms = Some(wall_ms);
@@ -391,6 +418,25 @@ impl Manager {
         }
         self.done.push(order.id.clone());
         out.push(self.report());
+        out
+    }
+
+    /// The promotion score the agent of `rsc` left here (read after each of
+    /// its actions); true when it changed (then a report is due).
+    pub fn set_promotion(&mut self, rsc: &str, score: Option<Score>) -> bool {
+        match self.local.get_mut(rsc) {
+            Some(l) if l.promotion != score => {
+                l.promotion = score;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Report this node's resources now (a promotion score changed).
+    pub fn report_now(&mut self, wall_ms: u64) -> Vec<Effect> {
+        let mut out = vec![self.report()];
+        out.extend(self.decide(wall_ms));
         out
     }
 
@@ -415,6 +461,7 @@ impl Manager {
         {
             return Vec::new();
         }
+        l.demote_first = l.state == RscState::Promoted;
         l.state = RscState::Failed;
         l.failcount += 1;
         l.last_failure_ms = Some(wall_ms);
@@ -511,6 +558,12 @@ impl Manager {
                 blocked.insert(u.base.clone(), reason.clone());
             }
         }
+        let mut promote_to: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (b, (cid, _)) in &self.model.promotable {
+            if let Some(nodes) = placed.promoted.get(cid) {
+                promote_to.insert(b.clone(), nodes.clone());
+            }
+        }
         // a stop that failed: fence that node (the coordinator asks)
         let mut fences = Vec::new();
         for (b, on) in &active {
@@ -525,6 +578,7 @@ impl Manager {
             }
         }
         self.targets = targets.clone();
+        self.promote_targets = promote_to.clone();
         self.blocked = blocked.clone();
         let coordinating = self.view.active
             && self.view.quorate
@@ -544,29 +598,49 @@ impl Manager {
             .map(|o| o.rsc.clone())
             .collect();
         let online = |n: &str| matches!(self.presence(n), Presence::Online { .. });
-        // what must stop: failed, or running where it is not wanted
+        // what must stop: failed, or running where it is not wanted; a
+        // promoted instance is demoted first (also where it stays but is
+        // no longer to be promoted)
         let mut stopping: BTreeSet<String> = BTreeSet::new();
-        let mut stops: Vec<(String, String)> = Vec::new();
+        let mut demoting: BTreeSet<String> = BTreeSet::new();
+        let mut stops: Vec<(String, String, OcfAction)> = Vec::new();
         for (b, on) in &active {
             if blocked.contains_key(b) {
                 continue;
             }
             let want = targets.get(b).cloned().unwrap_or_default();
+            let promo = promote_to.get(b).cloned().unwrap_or_default();
             for (node, st) in on {
-                if (*st == RscState::Failed || !want.contains(node)) && online(node) {
+                if !online(node) {
+                    continue;
+                }
+                let must_stop = *st == RscState::Failed || !want.contains(node);
+                if self.promoted_there(node, b) && (must_stop || !promo.contains(node)) {
+                    demoting.insert(b.clone());
+                    stops.push((b.clone(), node.clone(), OcfAction::Demote));
+                } else if must_stop {
                     stopping.insert(b.clone());
-                    stops.push((b.clone(), node.clone()));
+                    stops.push((b.clone(), node.clone(), OcfAction::Stop));
                 }
             }
         }
-        // mandatory orders: a `then` restarts when its `first` stops
+        // mandatory orders: a `then` restarts when its `first` stops (or,
+        // for a first_action = promote, is demoted)
         loop {
             let mut grew = false;
             for o in &self.model.orders {
-                if stopping.contains(&o.first) && o.symmetrical && !stopping.contains(&o.then) {
+                let first_goes = stopping.contains(&o.first)
+                    || (o.first_promoted && demoting.contains(&o.first));
+                if first_goes && o.symmetrical && !stopping.contains(&o.then) {
                     if let Some(on) = active.get(&o.then) {
                         for node in on.keys().filter(|n| online(n)) {
-                            stops.push((o.then.clone(), node.clone()));
+                            let action = if self.promoted_there(node, &o.then) {
+                                demoting.insert(o.then.clone());
+                                OcfAction::Demote
+                            } else {
+                                OcfAction::Stop
+                            };
+                            stops.push((o.then.clone(), node.clone(), action));
                         }
                         stopping.insert(o.then.clone());
                         grew = true;
@@ -580,14 +654,16 @@ impl Manager {
         let mut orders = Vec::new();
         let held = self.admin.maintenance.clone();
         let maintenance = |n: &str| held.contains(n);
-        for (b, node) in stops {
+        for (b, node, action) in stops {
             if busy.contains(&b) || maintenance(&node) {
                 continue;
             }
-            // its mandatory `then`s stop first
+            // its mandatory `then`s stop first (before a demote: only
+            // those that wait for its promotion)
             let thens_running = self.model.orders.iter().any(|o| {
                 o.first == b
                     && o.symmetrical
+                    && (action == OcfAction::Stop || o.first_promoted)
                     && (active.get(&o.then).is_some_and(|m| !m.is_empty())
                         || busy.contains(&o.then))
             });
@@ -597,10 +673,15 @@ impl Manager {
             if orders.iter().any(|o: &Order| o.rsc == b && o.node == node) {
                 continue;
             }
-            orders.push(self.order(&node, &b, OcfAction::Stop, None));
+            let instance = self.instance_on(&b, &node);
+            orders.push(self.order(&node, &b, action, instance));
         }
         for (b, want) in &targets {
-            if busy.contains(b) || blocked.contains_key(b) || stopping.contains(b) {
+            if busy.contains(b)
+                || blocked.contains_key(b)
+                || stopping.contains(b)
+                || demoting.contains(b)
+            {
                 continue;
             }
             let on = active.get(b).cloned().unwrap_or_default();
@@ -609,17 +690,7 @@ impl Manager {
             if !cloned && on.keys().any(|n| !want.contains(n)) {
                 continue;
             }
-            let firsts_ready = self.model.orders.iter().filter(|o| o.then == *b).all(|o| {
-                !busy.contains(&o.first) && !stopping.contains(&o.first) && {
-                    let wanted = targets.get(&o.first).cloned().unwrap_or_default();
-                    let running = active.get(&o.first).cloned().unwrap_or_default();
-                    !wanted.is_empty()
-                        && wanted
-                            .iter()
-                            .all(|n| running.get(n).is_some_and(|s| s.healthy()))
-                }
-            });
-            if !firsts_ready {
+            if !self.firsts_ready(b, &targets, &active, &busy, &stopping) {
                 continue;
             }
             for (i, node) in want.iter().enumerate() {
@@ -630,6 +701,31 @@ impl Manager {
                 orders.push(self.order(node, b, OcfAction::Start, instance));
             }
         }
+        // promotions: on a started instance, while fewer than promoted_max
+        // are promoted anywhere (an UNCLEAN node's count until its fence)
+        for (b, (_, max)) in self.model.promotable.clone() {
+            if busy.contains(&b)
+                || blocked.contains_key(&b)
+                || stopping.contains(&b)
+                || demoting.contains(&b)
+                || orders.iter().any(|o| o.rsc == b)
+            {
+                continue;
+            }
+            let on = active.get(&b).cloned().unwrap_or_default();
+            let mut promoted = on.keys().filter(|n| self.promoted_there(n, &b)).count() as u32;
+            for node in promote_to.get(&b).cloned().unwrap_or_default() {
+                if promoted >= max || maintenance(&node) {
+                    break;
+                }
+                let up = matches!(self.presence(&node), Presence::Online { .. });
+                if on.get(&node) == Some(&RscState::Started) && up {
+                    let instance = self.instance_on(&b, &node);
+                    orders.push(self.order(&node, &b, OcfAction::Promote, instance));
+                    promoted += 1;
+                }
+            }
+        }
         for o in &orders {
             self.sent.insert(o.id.clone(), o.clone());
         }
@@ -637,6 +733,57 @@ impl Manager {
             out.push(Effect::Send(ResMsg::Actions { orders }));
         }
         out
+    }
+
+    /// Whether every mandatory `first` of `b` runs where it should (and is
+    /// promoted there, for a first_action = promote).
+    fn firsts_ready(
+        &self,
+        b: &str,
+        targets: &BTreeMap<String, Vec<String>>,
+        active: &BTreeMap<String, BTreeMap<String, RscState>>,
+        busy: &BTreeSet<String>,
+        stopping: &BTreeSet<String>,
+    ) -> bool {
+        self.model.orders.iter().filter(|o| o.then == b).all(|o| {
+            if busy.contains(&o.first) || stopping.contains(&o.first) {
+                return false;
+            }
+            let running = active.get(&o.first).cloned().unwrap_or_default();
+            let wanted = if o.first_promoted {
+                self.promote_targets
+                    .get(&o.first)
+                    .cloned()
+                    .unwrap_or_default()
+            } else {
+                targets.get(&o.first).cloned().unwrap_or_default()
+            };
+            !wanted.is_empty()
+                && wanted.iter().all(|n| match running.get(n) {
+                    Some(s) if o.first_promoted => *s == RscState::Promoted,
+                    Some(s) => s.healthy(),
+                    None => false,
+                })
+        })
+    }
+
+    /// `b` runs promoted on `node`, or failed there while promoted.
+    fn promoted_there(&self, node: &str, b: &str) -> bool {
+        self.reports
+            .get(node)
+            .and_then(|r| r.resources.get(b))
+            .is_some_and(|l| l.state == RscState::Promoted || (l.state.active() && l.demote_first))
+    }
+
+    /// The clone instance number `b` has on `node` (None: not cloned).
+    fn instance_on(&self, b: &str, node: &str) -> Option<u32> {
+        self.model.cloned.get(b)?;
+        let i = self
+            .active()
+            .get(b)
+            .and_then(|on| on.keys().position(|n| n == node))
+            .unwrap_or(0);
+        Some(i as u32)
     }
 
     fn order(&mut self, node: &str, rsc: &str, action: OcfAction, instance: Option<u32>) -> Order {
@@ -797,11 +944,38 @@ impl Manager {
                 }
             }
         }
+        let mut promotable = Vec::new();
+        for (b, (cid, max)) in &self.model.promotable {
+            let mut scores = BTreeMap::new();
+            for (node, r) in &self.reports {
+                if let Some(v) = r.resources.get(b).and_then(|l| l.promotion) {
+                    scores.insert(node.clone(), v);
+                }
+            }
+            let promoted_on = active
+                .get(b)
+                .map(|on| {
+                    on.keys()
+                        .filter(|n| self.promoted_there(n, b))
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default();
+            promotable.push(placement::Promotable {
+                id: cid.clone(),
+                instances: self.model.units_of(b).map(|u| u.id.clone()).collect(),
+                promoted_max: *max,
+                scores,
+                promoted_on,
+                locations: BTreeMap::new(),
+            });
+        }
         Some(placement::Input {
             nodes,
             resources,
             locations,
             colocations: self.model.colocations.clone(),
+            promotable,
         })
     }
 
@@ -815,8 +989,12 @@ impl Manager {
             };
             let mut failcounts = BTreeMap::new();
             let mut last_error = None;
+            let mut promotion_scores = BTreeMap::new();
             for (node, r) in &self.reports {
                 if let Some(l) = r.resources.get(&b) {
+                    if let Some(v) = l.promotion {
+                        promotion_scores.insert(node.clone(), v);
+                    }
                     if l.failcount > 0 {
                         failcounts.insert(node.clone(), l.failcount);
                     }
@@ -836,6 +1014,9 @@ impl Manager {
                     .cloned(),
                 on: active.get(&b).cloned().unwrap_or_default(),
                 target: self.targets.get(&b).cloned().unwrap_or_default(),
+                promotable: self.model.promotable.contains_key(&b),
+                promote_target: self.promote_targets.get(&b).cloned().unwrap_or_default(),
+                promotion_scores,
                 blocked: self.blocked.get(&b).cloned(),
                 failcounts,
                 last_error,
@@ -883,6 +1064,27 @@ impl ResourcesStatus {
                     .collect();
             let state = if on.is_empty() {
                 "Stopped".to_string()
+            } else if r.promotable {
+                // crm_mon: "Promoted: [ node1 ] Unpromoted: [ node2 node3 ]"
+                let role = |want: RscState| -> Vec<&str> {
+                    r.on.iter()
+                        .filter(|(_, st)| **st == want)
+                        .map(|(n, _)| n.as_str())
+                        .collect()
+                };
+                let mut parts = Vec::new();
+                for (label, st) in [
+                    ("Promoted", RscState::Promoted),
+                    ("Unpromoted", RscState::Started),
+                    ("FAILED", RscState::Failed),
+                    ("STOP FAILED", RscState::StopFailed),
+                ] {
+                    let nodes = role(st);
+                    if !nodes.is_empty() {
+                        parts.push(format!("{label}: [ {} ]", nodes.join(" ")));
+                    }
+                }
+                parts.join(" ")
             } else {
                 format!("Started {}", on.join(" "))
             };

@@ -10,6 +10,7 @@
 //! ```
 
 use super::executor::OcfAction;
+use super::score::Score;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -44,6 +45,13 @@ pub struct LocalRsc {
     pub failcount: u32,
     pub last_failure_ms: Option<u64>,
     pub last_error: Option<String>,
+    /// The promotion score its agent set here (promotable clones).
+    #[serde(default)]
+    pub promotion: Option<Score>,
+    /// It failed while promoted: demote before it stops (and until then
+    /// it holds a promoted slot).
+    #[serde(default)]
+    pub demote_first: bool,
 }
 
 /// An action id: the coordinator that issued it and its counter.

@@ -14,8 +14,11 @@
 //!  message    what the members' managers multicast (inside the cluster's)
 //!  executor   runs one OCF action as Pacemaker's executor does
 //!  ocf        agent names and meta-data
+//!  attributes the agents' own node attributes (promotion scores) and the
+//!             crm_attribute / crm_master they call
 //! ```
 
+pub mod attributes;
 pub mod executor;
 pub mod manager;
 pub mod message;

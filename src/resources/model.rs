@@ -10,13 +10,17 @@
 //!  clone c of p, max k    -> units p:0 .. p:k-1, instance i kept off the
 //!                            nodes of instances 0..i; constraints on c apply
 //!                            to every instance; stickiness defaults to 1
+//!  promotable clone c         -> as a clone, plus c in `promotable` (its
+//!                            instances, promoted_max); a colocation
+//!                            with_role Promoted/Unpromoted keeps the role
 //! ```
 //!
 //! A unit's `base` is the primitive that runs on a node (an anonymous
 //! clone's instance is the primitive itself there, as in Pacemaker).
 
-use super::placement::Colocation;
+use super::placement::{Colocation, WithRole};
 use super::score::Score;
+use crate::config::resources::Role;
 use crate::config::resources::{LocationTarget, PrimitiveConfig, ResourcesConfig};
 use std::collections::BTreeMap;
 
@@ -37,6 +41,8 @@ pub struct Order {
     pub first: String,
     pub then: String,
     pub symmetrical: bool,
+    /// `then` waits for `first` to be promoted (not just started).
+    pub first_promoted: bool,
 }
 
 /// The expanded model.
@@ -54,6 +60,8 @@ pub struct Model {
     pub cloned: BTreeMap<String, String>,
     /// Base -> group id.
     pub grouped: BTreeMap<String, String>,
+    /// Base -> (clone id, promoted_max), for promotable clones.
+    pub promotable: BTreeMap<String, (String, u32)>,
 }
 
 impl Model {
@@ -79,11 +87,13 @@ impl Model {
                     rsc: w[1].clone(),
                     with: vec![w[0].clone()],
                     score: Score::INFINITY,
+                    with_role: WithRole::Any,
                 });
                 m.orders.push(Order {
                     first: w[0].clone(),
                     then: w[1].clone(),
                     symmetrical: true,
+                    first_promoted: false,
                 });
             }
             for b in &g.members {
@@ -113,10 +123,15 @@ impl Model {
                                 rsc: id.clone(),
                                 with: ids[..i].to_vec(),
                                 score: Score::MINUS_INFINITY,
+                                with_role: WithRole::Any,
                             });
                         }
                     }
                     m.cloned.insert(p.id.clone(), c.id.clone());
+                    if c.promotable {
+                        m.promotable
+                            .insert(p.id.clone(), (c.id.clone(), c.promoted_max));
+                    }
                     units_of.insert(c.id.clone(), ids.clone());
                     units_of.insert(p.id.clone(), ids);
                     bases_of.insert(c.id.clone(), vec![p.id.clone()]);
@@ -144,11 +159,17 @@ impl Model {
                 Some(h) => units(h),
                 None => units(&c.resource),
             };
+            let with_role = match c.with_role {
+                Some(Role::Promoted) => WithRole::Promoted,
+                Some(Role::Unpromoted) => WithRole::Unpromoted,
+                Some(Role::Started) | None => WithRole::Any,
+            };
             for d in dependents {
                 m.colocations.push(Colocation {
                     rsc: d,
                     with: primaries.clone(),
                     score: c.score,
+                    with_role,
                 });
             }
         }
@@ -169,6 +190,7 @@ impl Model {
                 first,
                 then,
                 symmetrical: o.symmetrical,
+                first_promoted: o.first_promoted,
             });
         }
         for l in &cfg.locations {

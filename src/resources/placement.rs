@@ -21,6 +21,16 @@
 //!           one and is above zero
 //!  safety: a resource that runs on an UNCLEAN node that is not yet fenced
 //!          is placed nowhere: "blocked: waiting for fencing of NODE"
+//!
+//!  promotable clones, once all their instances are placed:
+//!    promotion(instance on node) = the agent's promotion score there
+//!                                  (none set: -1, never promoted)
+//!                                + Promoted-role locations on that node
+//!    promoted = the best promoted_max instances with promotion >= 0
+//!               (ties: the one promoted now, then the node name), minus
+//!               one slot per instance still promoted on an UNCLEAN node
+//!    a promotion score above zero also counts in the instance's placement
+//!    a colocation `with_role = Promoted` is with the promoted nodes only
 //! ```
 //!
 //! Groups and clones reach placement already expanded by the manager:
@@ -78,12 +88,40 @@ pub struct Location {
 }
 
 /// `rsc` wants to run where any of `with` runs (score > 0) or not there
-/// (score < 0).
+/// (score < 0); with `with_role`, only where they run in that role.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Colocation {
     pub rsc: String,
     pub with: Vec<String>,
     pub score: Score,
+    #[serde(default)]
+    pub with_role: WithRole,
+}
+
+/// The role of the `with` side a colocation asks for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WithRole {
+    #[default]
+    Any,
+    Promoted,
+    Unpromoted,
+}
+
+/// A promotable clone: which instances may be promoted, and where.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Promotable {
+    pub id: String,
+    /// Its instances (resources of the input).
+    pub instances: Vec<String>,
+    pub promoted_max: u32,
+    /// node -> the promotion score its agent set there (absent: none).
+    pub scores: BTreeMap<String, Score>,
+    /// Nodes where it runs promoted now (UNCLEAN ones included).
+    pub promoted_on: Vec<String>,
+    /// node -> score of Promoted-role location constraints.
+    #[serde(default)]
+    pub locations: BTreeMap<String, Score>,
 }
 
 /// Everything placement looks at.
@@ -94,6 +132,8 @@ pub struct Input {
     pub locations: Vec<Location>,
     #[serde(default)]
     pub colocations: Vec<Colocation>,
+    #[serde(default)]
+    pub promotable: Vec<Promotable>,
 }
 
 /// What to do with one resource.
@@ -126,6 +166,9 @@ pub struct Placement {
     /// Resource -> node -> allocation score.
     pub scores: BTreeMap<String, BTreeMap<String, Score>>,
     pub plans: BTreeMap<String, Plan>,
+    /// Promotable clone -> the nodes where it is to run promoted.
+    #[serde(default)]
+    pub promoted: BTreeMap<String, Vec<String>>,
 }
 
 /// Place every resource (see the module docs).
@@ -140,11 +183,15 @@ pub fn place(input: &Input) -> Placement {
             assigned: BTreeMap::new(),
             scores: BTreeMap::new(),
             plans: BTreeMap::new(),
+            promoted: BTreeMap::new(),
         },
         busy: Vec::new(),
     };
     for r in order {
         run.assign(r);
+    }
+    for p in &input.promotable {
+        run.promote(p);
     }
     run.out
 }
@@ -176,7 +223,84 @@ impl<'a> Run<'a> {
         if r.running_on.as_deref() == Some(node) {
             s = s + r.stickiness;
         }
+        if let Some(p) = self.promotable_of(&r.id) {
+            if let Some(v) = p.scores.get(node).filter(|v| **v > Score::ZERO) {
+                s = s + *v;
+            }
+        }
         s
+    }
+
+    fn promotable_of(&self, instance: &str) -> Option<&'a Promotable> {
+        self.input
+            .promotable
+            .iter()
+            .find(|p| p.instances.iter().any(|i| i == instance))
+    }
+
+    /// Choose the promoted instances of `p` (once; its instances are
+    /// placed first).
+    fn promote(&mut self, p: &'a Promotable) {
+        if self.out.promoted.contains_key(&p.id) {
+            return;
+        }
+        for i in &p.instances {
+            if let Some(r) = self.resource(i) {
+                self.assign(r);
+            }
+        }
+        let unclean = |n: &str| {
+            self.input
+                .nodes
+                .iter()
+                .any(|x| x.name == n && x.state == NodeState::Unclean)
+        };
+        // a promoted instance nobody has fenced yet still holds its slot
+        let held = p.promoted_on.iter().filter(|n| unclean(n)).count() as u32;
+        let slots = p.promoted_max.saturating_sub(held) as usize;
+        let mut candidates: Vec<(String, Score)> = p
+            .instances
+            .iter()
+            .filter_map(|i| self.out.assigned.get(i).cloned().flatten())
+            .map(|node| {
+                let base = p.scores.get(&node).copied().unwrap_or(Score::new(-1));
+                let loc = p.locations.get(&node).copied().unwrap_or(Score::ZERO);
+                let s = base + loc;
+                (node, s)
+            })
+            .filter(|(_, s)| *s >= Score::ZERO)
+            .collect();
+        candidates.sort_by(|(a, sa), (b, sb)| {
+            sb.cmp(sa)
+                .then_with(|| p.promoted_on.contains(b).cmp(&p.promoted_on.contains(a)))
+                .then_with(|| a.cmp(b))
+        });
+        let chosen: Vec<String> = candidates.into_iter().take(slots).map(|(n, _)| n).collect();
+        self.out.promoted.insert(p.id.clone(), chosen);
+    }
+
+    /// The nodes a colocation's `with` side counts on.
+    fn with_nodes(&mut self, c: &'a Colocation) -> Vec<String> {
+        let placed: Vec<String> = c
+            .with
+            .iter()
+            .filter_map(|w| self.out.assigned.get(w).cloned().flatten())
+            .collect();
+        if c.with_role == WithRole::Any {
+            return placed;
+        }
+        let Some(p) = c.with.first().and_then(|w| self.promotable_of(w)) else {
+            return placed;
+        };
+        self.promote(p);
+        let promoted = self.out.promoted.get(&p.id).cloned().unwrap_or_default();
+        match c.with_role {
+            WithRole::Promoted => promoted,
+            _ => placed
+                .into_iter()
+                .filter(|n| !promoted.contains(n))
+                .collect(),
+        }
     }
 
     fn assign(&mut self, r: &'a Primitive) {
@@ -223,13 +347,8 @@ impl<'a> Run<'a> {
                 }
             }
             for c in input.colocations.iter().filter(|c| c.rsc == r.id) {
-                let placed: Vec<&str> = c
-                    .with
-                    .iter()
-                    .filter_map(|w| self.out.assigned.get(w))
-                    .filter_map(|a| a.as_deref())
-                    .collect();
-                let here = placed.contains(&n.name.as_str());
+                let placed = self.with_nodes(c);
+                let here = placed.contains(&n.name);
                 if here {
                     s = s + c.score;
                 } else if c.score == Score::INFINITY {
@@ -347,6 +466,7 @@ mod tests {
             resources: vec![prim("a", None, 0), prim("b", None, 0), prim("c", None, 0)],
             locations: vec![loc("a", "n2", Score::new(50))],
             colocations: vec![],
+            promotable: vec![],
         };
         let p = place(&input);
         assert_eq!(p.assigned["a"].as_deref(), Some("n2"));
@@ -362,6 +482,7 @@ mod tests {
             resources: vec![prim("vip", Some("n1"), 100)],
             locations: vec![loc("vip", "n2", Score::new(50))],
             colocations: vec![],
+            promotable: vec![],
         };
         assert_eq!(place(&input).plans["vip"], Plan::Keep);
         input.resources[0].stickiness = Score::new(10);
@@ -381,6 +502,7 @@ mod tests {
             resources: vec![prim("a", Some("n1"), 0)],
             locations: vec![],
             colocations: vec![],
+            promotable: vec![],
         };
         let p = place(&input);
         assert_eq!(p.assigned["a"], None);
@@ -394,6 +516,7 @@ mod tests {
                 loc("a", "n2", Score::new(-10)),
             ],
             colocations: vec![],
+            promotable: vec![],
         };
         assert_eq!(place(&input).assigned["a"], None, "negative scores forbid");
     }
@@ -405,6 +528,7 @@ mod tests {
             resources: vec![prim("vip", Some("n1"), 0), prim("other", None, 0)],
             locations: vec![],
             colocations: vec![],
+            promotable: vec![],
         };
         let p = place(&input);
         assert_eq!(p.assigned["vip"], None);
@@ -430,10 +554,94 @@ mod tests {
             resources: vec![prim("lo", None, 0), hi],
             locations: vec![],
             colocations: vec![],
+            promotable: vec![],
         };
         let p = place(&input);
         assert_eq!(p.assigned["hi"].as_deref(), Some("n1"));
         assert_eq!(p.assigned["lo"].as_deref(), Some("n2"));
+    }
+
+    fn promotable_input(states: &[NodeState], scores: &[(&str, i64)], now: &[&str]) -> Input {
+        let n = states.len();
+        let mut resources: Vec<Primitive> = (0..n)
+            .map(|i| prim(&format!("db:{i}"), Some(&format!("n{}", i + 1)), 1))
+            .collect();
+        resources.push(prim("vip", None, 0));
+        let instances: Vec<String> = (0..n).map(|i| format!("db:{i}")).collect();
+        let mut colocations: Vec<Colocation> = (1..n)
+            .map(|i| Colocation {
+                rsc: instances[i].clone(),
+                with: instances[..i].to_vec(),
+                score: Score::MINUS_INFINITY,
+                with_role: WithRole::Any,
+            })
+            .collect();
+        colocations.push(Colocation {
+            rsc: "vip".into(),
+            with: instances.clone(),
+            score: Score::INFINITY,
+            with_role: WithRole::Promoted,
+        });
+        Input {
+            nodes: nodes(states),
+            resources,
+            locations: vec![],
+            colocations,
+            promotable: vec![Promotable {
+                id: "db-clone".into(),
+                instances,
+                promoted_max: 1,
+                scores: scores
+                    .iter()
+                    .map(|(n, s)| (n.to_string(), Score::new(*s)))
+                    .collect(),
+                promoted_on: now.iter().map(|s| s.to_string()).collect(),
+                locations: BTreeMap::new(),
+            }],
+        }
+    }
+
+    #[test]
+    fn the_best_promotion_score_is_promoted_and_a_promoted_colocation_follows() {
+        let input = promotable_input(
+            &[Online, Online, Online],
+            &[("n1", 5), ("n2", 10), ("n3", 5)],
+            &[],
+        );
+        let p = place(&input);
+        assert_eq!(p.promoted["db-clone"], vec!["n2".to_string()]);
+        assert_eq!(p.assigned["vip"].as_deref(), Some("n2"));
+        // ties: the one promoted now stays
+        let input = promotable_input(
+            &[Online, Online, Online],
+            &[("n1", 5), ("n2", 5), ("n3", 5)],
+            &["n3"],
+        );
+        assert_eq!(place(&input).promoted["db-clone"], vec!["n3".to_string()]);
+    }
+
+    #[test]
+    fn no_score_is_never_promoted_and_the_dependent_stays_stopped() {
+        let input = promotable_input(&[Online, Online], &[], &[]);
+        let p = place(&input);
+        assert!(p.promoted["db-clone"].is_empty());
+        assert_eq!(p.assigned["vip"], None);
+        let mut input = promotable_input(&[Online, Online], &[("n2", -5)], &[]);
+        input.promotable[0]
+            .locations
+            .insert("n1".into(), Score::new(1));
+        assert_eq!(place(&input).promoted["db-clone"], vec!["n1".to_string()]);
+    }
+
+    #[test]
+    fn a_promoted_instance_on_an_unclean_node_holds_its_slot() {
+        let input = promotable_input(&[Unclean, Online, Online], &[("n2", 5), ("n3", 5)], &["n1"]);
+        let p = place(&input);
+        assert!(p.promoted["db-clone"].is_empty(), "{:?}", p.promoted);
+        assert_eq!(p.assigned["vip"], None);
+        // fenced (offline): a survivor is promoted
+        let input = promotable_input(&[Offline, Online, Online], &[("n2", 5), ("n3", 5)], &["n1"]);
+        assert_eq!(place(&input).promoted["db-clone"], vec!["n2".to_string()]);
     }
 
     #[test]
@@ -443,6 +651,7 @@ mod tests {
             resources: (0..20).map(|i| prim(&format!("r{i}"), None, 0)).collect(),
             locations: vec![],
             colocations: vec![],
+            promotable: vec![],
         };
         assert_eq!(place(&input), place(&input));
         let per_node = place(&input)

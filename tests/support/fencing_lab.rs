@@ -310,6 +310,8 @@ node_name = "node{i}"
 fencing_timeout = "30s"
 verify_interval = "100ms"
 resource_tmp = "{rsctmp}"
+# per-node /run for agents that keep state under HA_VARRUN (Stateful)
+agent_env = {{ HA_VARRUN = "{rsctmp}" }}
 
 [cluster]
 group = "ironfence-lab"

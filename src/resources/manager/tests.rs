@@ -43,6 +43,10 @@ struct Sim {
     /// (node, rsc) whose actions take effect but never report back (the
     /// node dies while its agent runs)
     held: BTreeSet<(String, String)>,
+    /// ground truth of promoted instances: (node, rsc)
+    promoted: BTreeSet<(String, String)>,
+    /// agents publish promotion scores as Stateful does (5, promoted 10)
+    scores: bool,
     wall: u64,
 }
 
@@ -64,12 +68,35 @@ impl Sim {
         Sim::build_with(n, cfg, &mut BTreeSet::new(), BTreeSet::new(), held)
     }
 
+    /// Agents that never publish a promotion score.
+    fn without_scores(n: usize, cfg: ResourcesConfig) -> Sim {
+        Sim::build_tweaked(
+            n,
+            cfg,
+            &mut BTreeSet::new(),
+            BTreeSet::new(),
+            BTreeSet::new(),
+            |s| s.scores = false,
+        )
+    }
+
     fn build_with(
         n: usize,
         cfg: ResourcesConfig,
         truth: &mut BTreeSet<(String, String)>,
         start_fails: BTreeSet<(String, String)>,
         held: BTreeSet<(String, String)>,
+    ) -> Sim {
+        Sim::build_tweaked(n, cfg, truth, start_fails, held, |_| {})
+    }
+
+    fn build_tweaked(
+        n: usize,
+        cfg: ResourcesConfig,
+        truth: &mut BTreeSet<(String, String)>,
+        start_fails: BTreeSet<(String, String)>,
+        held: BTreeSet<(String, String)>,
+        tweak: impl FnOnce(&mut Sim),
     ) -> Sim {
         let names: Vec<String> = (1..=n).map(|i| format!("n{i}")).collect();
         let mut sim = Sim {
@@ -83,8 +110,11 @@ impl Sim {
             stop_fails: BTreeSet::new(),
             start_fails,
             held,
+            promoted: BTreeSet::new(),
+            scores: true,
             wall: 1_000,
         };
+        tweak(&mut sim);
         for (i, name) in names.iter().enumerate() {
             let m = Manager::new(Model::new(&cfg, n), name, i as u64 + 1, BTreeMap::new());
             sim.managers.insert(name.clone(), m);
@@ -162,8 +192,20 @@ impl Sim {
                             OcfStatus::Success
                         }
                         OcfAction::Stop if self.stop_fails.contains(&key) => OcfStatus::TimedOut,
+                        // Stateful: a promoted instance refuses to stop
+                        OcfAction::Stop if self.promoted.contains(&key) => {
+                            OcfStatus::RunningPromoted
+                        }
                         OcfAction::Stop => {
                             self.truth.remove(&key);
+                            OcfStatus::Success
+                        }
+                        OcfAction::Promote => {
+                            self.promoted.insert(key.clone());
+                            OcfStatus::Success
+                        }
+                        OcfAction::Demote => {
+                            self.promoted.remove(&key);
                             OcfStatus::Success
                         }
                         _ => OcfStatus::Success,
@@ -172,28 +214,31 @@ impl Sim {
                         continue;
                     }
                     let wall = self.wall;
-                    let effects = self
-                        .managers
-                        .get_mut(node)
-                        .unwrap()
-                        .on_done(&o, status, None, wall);
+                    let score = self.score_of(&key);
+                    let m = self.managers.get_mut(node).unwrap();
+                    m.set_promotion(&o.rsc, score);
+                    let effects = m.on_done(&o, status, None, wall);
                     self.apply(node, effects);
                 }
                 Effect::Probe(bases) => {
                     let results = bases
                         .into_iter()
                         .map(|b| {
-                            let on = self.truth.contains(&(node.to_string(), b.clone()));
-                            (
-                                b,
-                                if on {
-                                    OcfStatus::Success
-                                } else {
-                                    OcfStatus::NotRunning
-                                },
-                            )
+                            let key = (node.to_string(), b.clone());
+                            let status = if self.promoted.contains(&key) {
+                                OcfStatus::RunningPromoted
+                            } else if self.truth.contains(&key) {
+                                OcfStatus::Success
+                            } else {
+                                OcfStatus::NotRunning
+                            };
+                            (b, status)
                         })
-                        .collect();
+                        .collect::<Vec<_>>();
+                    for (b, _) in &results {
+                        let score = self.score_of(&(node.to_string(), b.clone()));
+                        self.managers.get_mut(node).unwrap().set_promotion(b, score);
+                    }
                     let effects = self.managers.get_mut(node).unwrap().on_probed(results);
                     self.apply(node, effects);
                 }
@@ -201,6 +246,25 @@ impl Sim {
                 Effect::Fence(target, _) => self.fences.push(target),
             }
         }
+    }
+
+    /// What a Stateful-like agent has published on that node.
+    fn score_of(&self, key: &(String, String)) -> Option<Score> {
+        if !self.scores || !self.truth.contains(key) {
+            None
+        } else if self.promoted.contains(key) {
+            Some(Score::new(10))
+        } else {
+            Some(Score::new(5))
+        }
+    }
+
+    fn promoted_on(&self, rsc: &str) -> Vec<String> {
+        self.promoted
+            .iter()
+            .filter(|(_, r)| r == rsc)
+            .map(|(n, _)| n.clone())
+            .collect()
     }
 
     /// Deliver everything queued (and what it leads to).
@@ -241,6 +305,11 @@ impl Sim {
                 panic!("{rsc} runs on {other} and {node}: {:?}", self.log);
             }
         }
+        let model = self.managers.values().next().unwrap().model();
+        for (rsc, (_, max)) in &model.promotable {
+            let n = self.promoted_on(rsc).len() as u32;
+            assert!(n <= *max, "{rsc} promoted on {n} nodes: {:?}", self.log);
+        }
     }
 
     fn on(&self, rsc: &str) -> Vec<String> {
@@ -260,6 +329,7 @@ impl Sim {
 
     fn fenced(&mut self, node: &str) {
         self.truth.retain(|(n, _)| n != node);
+        self.promoted.retain(|(n, _)| n != node);
         self.presence.insert(node.to_string(), Presence::Fenced);
         self.views();
         self.settle();
@@ -402,6 +472,7 @@ fn an_order_between_resources_holds_on_start_and_stop() {
         then: "app".into(),
         mandatory: true,
         symmetrical: true,
+        first_promoted: false,
     });
     let mut sim = Sim::new(2, c);
     let db_start = sim
@@ -514,6 +585,7 @@ fn sixteen_node_clone_loses_one_and_fifteen_keep_running() {
         clone_node_max: 1,
         interleave: false,
         promotable: false,
+        promoted_max: 1,
     });
     let mut sim = Sim::new(16, c);
     assert_eq!(sim.on("svc").len(), 16);
@@ -584,4 +656,128 @@ fn resources_already_running_are_found_by_probes_and_kept() {
     sim.views();
     sim.settle();
     assert!(sim.log.is_empty());
+}
+
+/// 3 nodes: promotable clone `db` (promoted_max 1), `vip` with db's
+/// Promoted role, started after db's promotion.
+fn promotable_cfg() -> ResourcesConfig {
+    let mut c = cfg(&["db", "vip"]);
+    c.clones.push(CloneConfig {
+        id: "db-clone".into(),
+        of: "db".into(),
+        clone_max: None,
+        clone_node_max: 1,
+        interleave: false,
+        promotable: true,
+        promoted_max: 1,
+    });
+    c.colocations.push(ColocationConfig {
+        resource: "vip".into(),
+        with: "db-clone".into(),
+        score: Score::INFINITY,
+        with_role: Some(crate::config::resources::Role::Promoted),
+    });
+    c.orders.push(OrderConfig {
+        first: "db-clone".into(),
+        then: "vip".into(),
+        mandatory: true,
+        symmetrical: true,
+        first_promoted: true,
+    });
+    c
+}
+
+#[test]
+fn a_promotable_clone_promotes_one_instance_and_the_vip_follows_it() {
+    let sim = Sim::new(3, promotable_cfg());
+    assert_eq!(sim.on("db").len(), 3);
+    let promoted = sim.promoted_on("db");
+    assert_eq!(promoted.len(), 1, "{:?}", sim.log);
+    assert_eq!(sim.on("vip"), promoted);
+    let promote = sim
+        .log
+        .iter()
+        .position(|l| l.starts_with("promote db"))
+        .unwrap();
+    let vip = sim
+        .log
+        .iter()
+        .position(|l| l.starts_with("start vip"))
+        .unwrap();
+    assert!(promote < vip, "{:?}", sim.log);
+    let st = sim.status();
+    let db = st.resources.iter().find(|r| r.id == "db").unwrap();
+    assert!(db.promotable);
+    assert_eq!(db.promote_target, promoted);
+    let text = st.text();
+    assert!(
+        text.contains(&format!("Promoted: [ {} ]", promoted[0])),
+        "{text}"
+    );
+    assert!(text.contains("Unpromoted: [ "), "{text}");
+}
+
+#[test]
+fn without_a_promotion_score_nothing_is_promoted() {
+    // Pacemaker: no score and no Promoted-role location -> -1, never promoted
+    let sim = Sim::without_scores(3, promotable_cfg());
+    assert_eq!(sim.on("db").len(), 3);
+    assert!(sim.promoted_on("db").is_empty(), "{:?}", sim.log);
+    assert!(sim.on("vip").is_empty(), "the vip needs a promoted db");
+}
+
+#[test]
+fn losing_the_promoted_node_promotes_a_survivor_only_after_its_fence() {
+    let mut sim = Sim::new(3, promotable_cfg());
+    let old = sim.promoted_on("db")[0].clone();
+    sim.log.clear();
+    sim.lose(&old);
+    assert!(
+        !sim.log
+            .iter()
+            .any(|l| l.starts_with("promote") || l.starts_with("start vip")),
+        "nothing may be promoted while {old} is unclean: {:?}",
+        sim.log
+    );
+    let st = sim.status();
+    let db = st.resources.iter().find(|r| r.id == "db").unwrap();
+    assert_eq!(
+        db.blocked.as_deref(),
+        Some(format!("blocked: waiting for fencing of {old}").as_str())
+    );
+    sim.fenced(&old);
+    let new = sim.promoted_on("db");
+    assert_eq!(new.len(), 1, "{:?}", sim.log);
+    assert_ne!(new[0], old);
+    assert_eq!(sim.on("vip"), new);
+    // survivors never stopped their instance
+    assert!(
+        !sim.log.iter().any(|l| l.starts_with("stop db")),
+        "{:?}",
+        sim.log
+    );
+}
+
+#[test]
+fn a_failed_promoted_instance_is_demoted_before_it_stops() {
+    let mut sim = Sim::new(3, promotable_cfg());
+    let p = sim.promoted_on("db")[0].clone();
+    sim.log.clear();
+    // the agent loses its promoted state (Stateful: monitor rc 9)
+    sim.on_node(&p, |m, w| {
+        m.on_monitor("db", OcfStatus::FailedPromoted, None, w)
+    });
+    let pos = |what: &str| {
+        sim.log
+            .iter()
+            .position(|l| l == what)
+            .unwrap_or_else(|| panic!("no `{what}` in {:?}", sim.log))
+    };
+    let stop_vip = pos(&format!("stop vip on {p}"));
+    let demote = pos(&format!("demote db on {p}"));
+    let stop = pos(&format!("stop db on {p}"));
+    assert!(stop_vip < demote && demote < stop, "{:?}", sim.log);
+    assert!(sim.fences.is_empty(), "a demote first: the stop succeeds");
+    assert_eq!(sim.promoted_on("db").len(), 1, "{:?}", sim.log);
+    assert_eq!(sim.on("vip"), sim.promoted_on("db"));
 }
