@@ -22,6 +22,7 @@ fn cfg(sim: &IpmiSim) -> ClientConfig {
         cipher: CipherChoice::Auto,
         allow_insecure: false,
         retransmit: Duration::from_millis(200),
+        login_timeout: Duration::from_secs(5),
     }
 }
 
@@ -178,6 +179,7 @@ async fn a_black_hole_fails_within_the_deadline() {
         cipher: CipherChoice::Auto,
         allow_insecure: false,
         retransmit: Duration::from_millis(100),
+        login_timeout: Duration::from_secs(5),
     };
     let start = std::time::Instant::now();
     let e = Session::open(&c, Instant::now() + Duration::from_millis(1500))
@@ -185,12 +187,29 @@ async fn a_black_hole_fails_within_the_deadline() {
         .err()
         .unwrap();
     let took = start.elapsed();
-    assert!(e.is_timeout(), "{e}");
+    assert!(matches!(e, IpmiError::Unreachable { .. }), "{e}");
     assert!(
         took >= Duration::from_millis(1400) && took < Duration::from_millis(1900),
         "{took:?}"
     );
-    assert!(e.to_string().contains("did not answer"), "{e}");
+    assert!(e.to_string().contains("answered nothing"), "{e}");
+    // login_timeout, when shorter, ends it sooner
+    c.login_timeout = Duration::from_millis(300);
+    let start = std::time::Instant::now();
+    let e = Session::open(&c, Instant::now() + Duration::from_millis(1500))
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(e, IpmiError::Unreachable { sent, .. } if sent >= 2),
+        "{e}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_millis(600),
+        "{:?}",
+        start.elapsed()
+    );
+    c.login_timeout = Duration::from_secs(5);
     // A closed port (ICMP unreachable) also ends at the deadline, with the cause.
     drop(hole);
     c.port = support::free_udp_port();
@@ -198,7 +217,7 @@ async fn a_black_hole_fails_within_the_deadline() {
         .await
         .err()
         .unwrap();
-    assert!(e.is_timeout(), "{e}");
+    assert!(matches!(e, IpmiError::Unreachable { .. }), "{e}");
 }
 
 #[tokio::test]

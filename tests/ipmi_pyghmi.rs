@@ -185,6 +185,7 @@ fn cfg(bmc: &PyghmiBmc, cipher: CipherChoice) -> ClientConfig {
         cipher,
         allow_insecure: false,
         retransmit: Duration::from_millis(200),
+        login_timeout: Duration::from_secs(5),
     }
 }
 

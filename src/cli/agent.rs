@@ -263,6 +263,7 @@ fn ipmi_device(opts: &Options) -> Result<IpmiDevice, String> {
             kg,
             allow_insecure,
             retransmit: Duration::from_millis(250),
+            login_timeout: Duration::from_secs_f64(opts.seconds("login_timeout", 5.0).max(0.5)),
         },
         opts.get("username").unwrap_or(""),
         password,

@@ -280,6 +280,9 @@ pub struct IpmiConfig {
     pub kg: Option<crate::secret::Secret>,
     pub allow_insecure: bool,
     pub retransmit: Duration,
+    /// A BMC that answers nothing of the session's first message within
+    /// this is unreachable: the attempt fails, and is not retried.
+    pub login_timeout: Duration,
 }
 
 impl DeviceKind {

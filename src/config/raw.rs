@@ -69,6 +69,8 @@ pub struct RawIpmi {
     pub allow_insecure: Option<bool>,
     /// First retransmission interval.
     pub retransmit: Option<String>,
+    /// How long the BMC may stay silent at the session's first message.
+    pub login_timeout: Option<String>,
 }
 
 /// `[device.redfish]` of a kind = "redfish" device.

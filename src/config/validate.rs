@@ -1170,6 +1170,20 @@ fn ipmi_checked(p: &mut Problems, key: &str, raw: &RawDevice) -> Option<IpmiConf
             "use e.g. \"250ms\"",
         );
     }
+    // fence_ipmilan's login_timeout default
+    let login_timeout = duration(
+        p,
+        &format!("{key}.ipmi.login_timeout"),
+        &i.login_timeout,
+        Duration::from_secs(5),
+    );
+    if login_timeout < retransmit {
+        p.add(
+            format!("{key}.ipmi.login_timeout"),
+            "shorter than ipmi.retransmit: the BMC would get one datagram",
+            "give it at least two retransmit intervals, e.g. \"1s\"",
+        );
+    }
     if let Some(u) = &raw.username {
         if u.len() > 16 {
             p.add(
@@ -1187,6 +1201,7 @@ fn ipmi_checked(p: &mut Problems, key: &str, raw: &RawDevice) -> Option<IpmiConf
         kg,
         allow_insecure,
         retransmit,
+        login_timeout,
     })
 }
 

@@ -1292,6 +1292,9 @@ impl Exec {
                 }
                 Err(err) => {
                     warn!(device = %e.cfg.name, step = %step, attempt, cause = %err, "attempt failed");
+                    // a device that was not reached at all is not asked
+                    // again: the next level gets the time
+                    let unreached = matches!(err, PowerError::Connect { .. });
                     last = err.to_string();
                     self.emit(Event::AttemptDone {
                         level,
@@ -1303,6 +1306,10 @@ impl Exec {
                         error: Some(last.clone()),
                     })
                     .await;
+                    if unreached && attempt < attempts {
+                        last = format!("{last} (not retried: the device was not reached)");
+                        break;
+                    }
                 }
             }
         }

@@ -51,6 +51,9 @@ pub struct ClientConfig {
     pub allow_insecure: bool,
     /// First retransmission interval; doubles up to 2 s.
     pub retransmit: Duration,
+    /// Silence at the session's first message for this long: the BMC is
+    /// unreachable ([`IpmiError::Unreachable`]).
+    pub login_timeout: Duration,
 }
 
 /// Counts of one session's traffic.
@@ -557,7 +560,7 @@ impl Session {
         let caps = io
             .exchange(
                 "Get Channel Authentication Capabilities",
-                deadline,
+                deadline.min(Instant::now() + cfg.login_timeout),
                 &mut || packet::encode_v15(0, 0, &caps_req),
                 &mut |d| match packet::decode(d, 0) {
                     Ok(Datagram::V15 { payload, .. }) => match IpmiResponse::decode(payload) {
@@ -567,7 +570,14 @@ impl Session {
                     _ => None,
                 },
             )
-            .await?;
+            .await
+            .map_err(|e| match e {
+                // nothing came back at all: no BMC is there for us
+                IpmiError::Timeout {
+                    bmc, after, sent, ..
+                } if io.stats.ignored == 0 => IpmiError::Unreachable { bmc, after, sent },
+                e => e,
+            })?;
         if caps.completion != 0 {
             return Err(IpmiError::Completion {
                 bmc,

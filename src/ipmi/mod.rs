@@ -65,6 +65,13 @@ pub enum IpmiError {
         after: Duration,
         sent: u32,
     },
+    /// Nothing answered the session's first message within login_timeout.
+    #[error("BMC {bmc} answered nothing within {} ({sent} datagram(s) sent): it is down, unreachable or not serving IPMI over LAN there (raise [device.ipmi] login_timeout if it is only slow)", humantime::format_duration(std::time::Duration::from_millis(after.as_millis() as u64)))]
+    Unreachable {
+        bmc: String,
+        after: Duration,
+        sent: u32,
+    },
     /// The BMC refused our credentials or privilege.
     #[error("BMC {bmc} refused the login: {detail}")]
     Auth { bmc: String, detail: String },

@@ -51,7 +51,7 @@ impl IpmiDevice {
     fn err(&self, e: IpmiError) -> PowerError {
         let device = self.name.clone();
         match e {
-            IpmiError::Connect { .. } => PowerError::Connect {
+            IpmiError::Connect { .. } | IpmiError::Unreachable { .. } => PowerError::Connect {
                 device,
                 detail: e.to_string(),
             },
@@ -102,6 +102,7 @@ impl IpmiDevice {
             cipher: self.cfg.cipher,
             allow_insecure: self.cfg.allow_insecure,
             retransmit: self.cfg.retransmit,
+            login_timeout: self.cfg.login_timeout,
         };
         Session::open(&client, deadline)
             .await
