@@ -198,6 +198,14 @@ fn simulate(input: &Input, dir: &std::path::Path) -> Simulated {
     }
 }
 
+/// What a failure message shows of scenario K.
+fn context(k: u64, input: &Input, simulated: &str) -> String {
+    format!(
+        "scenario {k}:\n{}\n--- crm_simulate ---\n{simulated}",
+        serde_json::to_string_pretty(input).unwrap()
+    )
+}
+
 /// A scenario with colocations too: rscI with rscJ (J < I, so no cycles),
 /// at most one per dependent, INFINITY / -INFINITY / finite.
 fn colocated_scenario(rng: &mut StdRng) -> Input {
@@ -237,9 +245,8 @@ fn colocated_placement_equals_crm_simulate_on_generated_scenarios() {
         assert_eq!(
             ours.assigned,
             theirs.placed,
-            "placement differs in scenario {k}:\n{}\n--- crm_simulate ---\n{}",
-            serde_json::to_string_pretty(&input).unwrap(),
-            theirs.text
+            "placement differs in {}",
+            context(k, &input, &theirs.text)
         );
     }
     eprintln!("{SCENARIOS} scenarios with {colocated} colocations placed as crm_simulate does");
@@ -258,12 +265,7 @@ fn placement_equals_crm_simulate_on_generated_scenarios() {
             scores,
             text,
         } = simulate(&input, dir.path());
-        let context = || {
-            format!(
-                "scenario {k}:\n{}\n--- crm_simulate ---\n{text}",
-                serde_json::to_string_pretty(&input).unwrap()
-            )
-        };
+        let context = || context(k, &input, &text);
         assert_eq!(ours.assigned, theirs, "placement differs in {}", context());
         for ((rsc, node), s) in &scores {
             let online = input

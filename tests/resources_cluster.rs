@@ -51,6 +51,15 @@ members = ["vip", "www"]
     )
 }
 
+/// [`lab_with`], an HTTP server on every node.
+fn serving_lab(nodes: usize, resources: String) -> FenceLab {
+    let mut lab = lab_with(nodes, resources);
+    for i in 1..=nodes {
+        lab.start_http(i);
+    }
+    lab
+}
+
 fn lab_with(nodes: usize, resources: String) -> FenceLab {
     let mut opts = Options::nodes(nodes);
     opts.resources = resources;
@@ -152,10 +161,7 @@ fn actions_in_log(lab: &FenceLab, i: usize) -> Vec<(String, String)> {
 
 #[test]
 fn power_loss_moves_the_vip_to_a_survivor_only_after_the_fence_record() {
-    let mut lab = lab_with(3, web_group());
-    for i in 1..=3 {
-        lab.start_http(i);
-    }
+    let mut lab = serving_lab(3, web_group());
     let holder = wait_one(&lab, 1, "www", SETTLED_WITHIN);
     let h = node_no(&holder);
     lab.wait_for("the VIP answers from its holder", SETTLED_WITHIN, |lab| {
@@ -202,10 +208,7 @@ fn power_loss_moves_the_vip_to_a_survivor_only_after_the_fence_record() {
 
 #[test]
 fn fencing_that_fails_leaves_the_vip_stopped_until_a_human_confirms() {
-    let mut lab = lab_with(3, web_group());
-    for i in 1..=3 {
-        lab.start_http(i);
-    }
+    let mut lab = serving_lab(3, web_group());
     let holder = wait_one(&lab, 1, "vip", SETTLED_WITHIN);
     let h = node_no(&holder);
     let s: Vec<usize> = (1..=3).filter(|&i| i != h).collect();
@@ -475,10 +478,7 @@ fn promoted_in_status(lab: &FenceLab, i: usize) -> Vec<String> {
 
 #[test]
 fn a_promotable_clone_is_promoted_on_one_node_and_elsewhere_only_after_the_fence() {
-    let mut lab = lab_with(3, promotable_db());
-    for i in 1..=3 {
-        lab.start_http(i);
-    }
+    let mut lab = serving_lab(3, promotable_db());
     let mut p = Vec::new();
     lab.wait_for(
         "db promoted on one node, the VIP with it",

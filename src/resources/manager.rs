@@ -673,7 +673,7 @@ impl Manager {
             if orders.iter().any(|o: &Order| o.rsc == b && o.node == node) {
                 continue;
             }
-            let instance = self.instance_on(&b, &node);
+            let instance = self.instance_on(&active, &b, &node);
             orders.push(self.order(&node, &b, action, instance));
         }
         for (b, want) in &targets {
@@ -690,7 +690,7 @@ impl Manager {
             if !cloned && on.keys().any(|n| !want.contains(n)) {
                 continue;
             }
-            if !self.firsts_ready(b, &targets, &active, &busy, &stopping) {
+            if !self.firsts_ready(b, &active, &busy, &stopping) {
                 continue;
             }
             for (i, node) in want.iter().enumerate() {
@@ -720,7 +720,7 @@ impl Manager {
                 }
                 let up = matches!(self.presence(&node), Presence::Online { .. });
                 if on.get(&node) == Some(&RscState::Started) && up {
-                    let instance = self.instance_on(&b, &node);
+                    let instance = self.instance_on(&active, &b, &node);
                     orders.push(self.order(&node, &b, OcfAction::Promote, instance));
                     promoted += 1;
                 }
@@ -737,10 +737,10 @@ impl Manager {
 
     /// Whether every mandatory `first` of `b` runs where it should (and is
     /// promoted there, for a first_action = promote).
+    /// (Reads this decision's targets, stored before it is called.)
     fn firsts_ready(
         &self,
         b: &str,
-        targets: &BTreeMap<String, Vec<String>>,
         active: &BTreeMap<String, BTreeMap<String, RscState>>,
         busy: &BTreeSet<String>,
         stopping: &BTreeSet<String>,
@@ -751,13 +751,13 @@ impl Manager {
             }
             let running = active.get(&o.first).cloned().unwrap_or_default();
             let wanted = if o.first_promoted {
-                self.promote_targets
-                    .get(&o.first)
-                    .cloned()
-                    .unwrap_or_default()
+                &self.promote_targets
             } else {
-                targets.get(&o.first).cloned().unwrap_or_default()
-            };
+                &self.targets
+            }
+            .get(&o.first)
+            .cloned()
+            .unwrap_or_default();
             !wanted.is_empty()
                 && wanted.iter().all(|n| match running.get(n) {
                     Some(s) if o.first_promoted => *s == RscState::Promoted,
@@ -775,11 +775,16 @@ impl Manager {
             .is_some_and(|l| l.state == RscState::Promoted || (l.state.active() && l.demote_first))
     }
 
-    /// The clone instance number `b` has on `node` (None: not cloned).
-    fn instance_on(&self, b: &str, node: &str) -> Option<u32> {
+    /// The clone instance number `b` has on `node` (None: not cloned),
+    /// from the decision's picture of where it runs.
+    fn instance_on(
+        &self,
+        active: &BTreeMap<String, BTreeMap<String, RscState>>,
+        b: &str,
+        node: &str,
+    ) -> Option<u32> {
         self.model.cloned.get(b)?;
-        let i = self
-            .active()
+        let i = active
             .get(b)
             .and_then(|on| on.keys().position(|n| n == node))
             .unwrap_or(0);

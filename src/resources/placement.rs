@@ -325,6 +325,13 @@ impl<'a> Run<'a> {
                 .iter()
                 .find(|n| n.name == c && n.state == NodeState::Unclean)
         });
+        // where each colocation of it is with (computed once, not per node)
+        let withs: Vec<(&Colocation, Vec<String>)> = input
+            .colocations
+            .iter()
+            .filter(|c| c.rsc == r.id)
+            .map(|c| (c, self.with_nodes(c)))
+            .collect();
         let mut scores: BTreeMap<String, Score> = BTreeMap::new();
         for n in &input.nodes {
             let mut s = if n.state.can_run() {
@@ -346,10 +353,8 @@ impl<'a> Run<'a> {
                     s = s + self.own(d, &n.name).scaled(c.score);
                 }
             }
-            for c in input.colocations.iter().filter(|c| c.rsc == r.id) {
-                let placed = self.with_nodes(c);
-                let here = placed.contains(&n.name);
-                if here {
+            for (c, placed) in &withs {
+                if placed.contains(&n.name) {
                     s = s + c.score;
                 } else if c.score == Score::INFINITY {
                     s = s + Score::MINUS_INFINITY;

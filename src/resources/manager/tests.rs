@@ -259,6 +259,14 @@ impl Sim {
         }
     }
 
+    /// Index of the first logged action starting with `prefix`.
+    fn first(&self, prefix: &str) -> usize {
+        self.log
+            .iter()
+            .position(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no `{prefix}` in {:?}", self.log))
+    }
+
     fn promoted_on(&self, rsc: &str) -> Vec<String> {
         self.promoted
             .iter()
@@ -475,16 +483,8 @@ fn an_order_between_resources_holds_on_start_and_stop() {
         first_promoted: false,
     });
     let mut sim = Sim::new(2, c);
-    let db_start = sim
-        .log
-        .iter()
-        .position(|l| l.starts_with("start db"))
-        .unwrap();
-    let app_start = sim
-        .log
-        .iter()
-        .position(|l| l.starts_with("start app"))
-        .unwrap();
+    let db_start = sim.first("start db");
+    let app_start = sim.first("start app");
     assert!(db_start < app_start, "{:?}", sim.log);
     // db moves: app stops first, starts after db
     let db = sim.on("db")[0].clone();
@@ -496,9 +496,16 @@ fn an_order_between_resources_holds_on_start_and_stop() {
             node: other.into(),
         })
     });
-    let pos = |s: &str| sim.log.iter().position(|l| l.starts_with(s)).unwrap();
-    assert!(pos("stop app") < pos("stop db"), "{:?}", sim.log);
-    assert!(pos("start db") < pos("start app"), "{:?}", sim.log);
+    assert!(
+        sim.first("stop app") < sim.first("stop db"),
+        "{:?}",
+        sim.log
+    );
+    assert!(
+        sim.first("start db") < sim.first("start app"),
+        "{:?}",
+        sim.log
+    );
     assert_eq!(sim.on("db"), vec![other.to_string()]);
 }
 
@@ -694,16 +701,8 @@ fn a_promotable_clone_promotes_one_instance_and_the_vip_follows_it() {
     let promoted = sim.promoted_on("db");
     assert_eq!(promoted.len(), 1, "{:?}", sim.log);
     assert_eq!(sim.on("vip"), promoted);
-    let promote = sim
-        .log
-        .iter()
-        .position(|l| l.starts_with("promote db"))
-        .unwrap();
-    let vip = sim
-        .log
-        .iter()
-        .position(|l| l.starts_with("start vip"))
-        .unwrap();
+    let promote = sim.first("promote db");
+    let vip = sim.first("start vip");
     assert!(promote < vip, "{:?}", sim.log);
     let st = sim.status();
     let db = st.resources.iter().find(|r| r.id == "db").unwrap();
@@ -767,15 +766,9 @@ fn a_failed_promoted_instance_is_demoted_before_it_stops() {
     sim.on_node(&p, |m, w| {
         m.on_monitor("db", OcfStatus::FailedPromoted, None, w)
     });
-    let pos = |what: &str| {
-        sim.log
-            .iter()
-            .position(|l| l == what)
-            .unwrap_or_else(|| panic!("no `{what}` in {:?}", sim.log))
-    };
-    let stop_vip = pos(&format!("stop vip on {p}"));
-    let demote = pos(&format!("demote db on {p}"));
-    let stop = pos(&format!("stop db on {p}"));
+    let stop_vip = sim.first(&format!("stop vip on {p}"));
+    let demote = sim.first(&format!("demote db on {p}"));
+    let stop = sim.first(&format!("stop db on {p}"));
     assert!(stop_vip < demote && demote < stop, "{:?}", sim.log);
     assert!(sim.fences.is_empty(), "a demote first: the stop succeeds");
     assert_eq!(sim.promoted_on("db").len(), 1, "{:?}", sim.log);
